@@ -1,0 +1,41 @@
+"""The backend protocol: what the spawner needs from an orchestrator, whatever it is.
+
+A backend turns a ServerSpec into running objects and reports on them by the spec's name. The
+Swarm backend lives in `backends.swarm`; a Kubernetes backend implements the same four calls.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..spec import ServerSpec
+
+ProgressReport = Callable[[str, int], None]
+"""report(message, percent): a step of the spawn, in words a user understands."""
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """Whether a server is alive (running or on its way), and if not, why, in words."""
+
+    alive: bool
+    reason: str = ""
+
+
+class Backend(Protocol):
+    """Runs user servers described by ServerSpecs on some orchestrator."""
+
+    async def launch(self, spec: ServerSpec) -> str:
+        """Create every object of `spec` (or none, on failure); return the main object's id."""
+
+    async def wait_running(self, spec: ServerSpec, report: ProgressReport, timeout: float) -> tuple[str, int]:
+        """Wait until the server runs; return the (ip, port) the hub should route to.
+
+        Raises LaunchError, with the reason in words, as soon as the server can never run.
+        """
+
+    async def status(self, name: str) -> ServerStatus:
+        """The state of the server called `name`."""
+
+    async def remove(self, name: str) -> None:
+        """Remove every object made for the server called `name`; quiet if there are none."""

@@ -1,0 +1,102 @@
+"""ServerSpec -> arguments for Docker's create_config and create_service calls. Pure: no I/O.
+
+Security is decided here for every server: the user's uid:gid and groups, all capabilities
+dropped, no-new-privileges (via `setpriv`, because Swarm services gained that option only in
+Docker API 1.46 and sites run older engines), an init process, no published ports (reachable
+only on the private overlay network, through the proxy).
+"""
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from docker.types import (
+    ConfigReference,
+    ContainerSpec,
+    EndpointSpec,
+    Mount,
+    NetworkAttachmentConfig,
+    Placement,
+    Resources,
+    RestartPolicy,
+    TaskTemplate,
+)
+
+from ...spec import OBJECT_LABEL, FileSpec, ServerSpec
+
+NO_NEW_PRIVILEGES = ("setpriv", "--no-new-privs")
+NANO = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class ConfigArgs:
+    """One Docker config to create: its name, content and labels, and the file it becomes."""
+
+    key: str
+    name: str
+    data: bytes
+    labels: dict[str, str]
+
+
+def config_args(spec: ServerSpec) -> list[ConfigArgs]:
+    """The configs holding the server's small files; names change whenever the content does."""
+    return [_config(spec, f) for f in spec.files]
+
+
+def _config(spec: ServerSpec, file: FileSpec) -> ConfigArgs:
+    digest = hashlib.sha256(f"{spec.name}\0{file.content}".encode()).hexdigest()[:20]
+    return ConfigArgs(
+        key=file.key,
+        name=f"jovial-{file.key}-{digest}",
+        data=file.content.encode(),
+        labels={OBJECT_LABEL: spec.name},
+    )
+
+
+def placement_constraints(spec: ServerSpec) -> list[str]:
+    return [f"node.labels.{key}=={value}" for key, value in spec.node_labels]
+
+
+def service_args(spec: ServerSpec, config_ids: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments for APIClient.create_service; `config_ids` maps config names to ids."""
+    configs = {c.name: c for c in config_args(spec)}
+    targets = {f.key: f.target for f in spec.files}
+    container = ContainerSpec(
+        image=spec.image,
+        command=[*NO_NEW_PRIVILEGES, *spec.command],
+        env=spec.env_dict,
+        workdir=spec.workdir,
+        user=f"{spec.uid}:{spec.gid}",
+        groups=[str(g) for g in spec.supplementary_gids],
+        labels=dict(spec.labels),
+        mounts=[Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
+        configs=[
+            ConfigReference(config_ids[name], name, filename=targets[c.key], uid="0", gid="0", mode=0o444)
+            for name, c in configs.items()
+        ],
+        init=True,
+        cap_drop=["ALL"],
+    )
+    r = spec.resources
+    resources = Resources(
+        cpu_limit=int(r.cpu_limit * NANO) if r.cpu_limit else None,
+        cpu_reservation=int(r.cpu_reservation * NANO) if r.cpu_reservation else None,
+        mem_limit=r.mem_limit,
+        mem_reservation=r.mem_reservation,
+    )
+    task = TaskTemplate(
+        container_spec=container,
+        resources=resources,
+        # A clean exit (the user shut the server down) stays stopped; a crash or a lost node is retried.
+        restart_policy=RestartPolicy(condition="on-failure", delay=NANO, max_attempts=3),
+        placement=Placement(constraints=placement_constraints(spec)),
+        networks=[NetworkAttachmentConfig(target=spec.network)],
+    )
+    return {
+        "name": spec.name,
+        "task_template": task,
+        "labels": dict(spec.labels),
+        # DNS round-robin, not a virtual IP: works without IPVS, and the hub routes to the task's address.
+        "endpoint_spec": EndpointSpec(mode="dnsrr"),
+    }

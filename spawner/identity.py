@@ -1,0 +1,75 @@
+"""POSIX identity of a user (uid, gid, groups, home) and its parsing from LDAP attributes. Pure."""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import IdentityError
+
+
+@dataclass(frozen=True)
+class PosixGroup:
+    """A posixGroup the user belongs to."""
+
+    name: str
+    gid: int
+
+
+@dataclass(frozen=True)
+class PosixIdentity:
+    """Who a user's server runs as. Never root: uid and gid are always positive."""
+
+    username: str
+    uid: int
+    gid: int
+    display_name: str
+    groups: tuple[PosixGroup, ...]
+
+    @property
+    def supplementary_gids(self) -> tuple[int, ...]:
+        """Every group id but the primary one, sorted and without repeats."""
+        return tuple(sorted({g.gid for g in self.groups} - {self.gid}))
+
+    @property
+    def primary_group_name(self) -> str:
+        """The primary group's name, or the username when the directory has no such group."""
+        return next((g.name for g in self.groups if g.gid == self.gid), self.username)
+
+
+def _single(attrs: Mapping[str, Any], key: str) -> Any:
+    """One value of an LDAP attribute (ldap3 may give a list), or None when absent or empty."""
+    value = attrs.get(key)
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    return None if value in ("", b"") else value
+
+
+def _positive_id(username: str, attrs: Mapping[str, Any], key: str) -> int:
+    value = _single(attrs, key)
+    if value is None:
+        raise IdentityError(f"The directory entry of {username!r} has no {key}; ask your administrator to set one.")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise IdentityError(f"The directory entry of {username!r} has a {key} that is not a number: {value!r}.") from None
+    if number <= 0:
+        raise IdentityError(
+            f"The directory entry of {username!r} has {key} {number}; servers never run as root or with negative ids."
+        )
+    return number
+
+
+def identity_from_ldap(
+    username: str, user_attrs: Mapping[str, Any], group_entries: Iterable[Mapping[str, Any]]
+) -> PosixIdentity:
+    """Build the identity from a posixAccount's attributes and the posixGroups that list the user."""
+    uid = _positive_id(username, user_attrs, "uidNumber")
+    gid = _positive_id(username, user_attrs, "gidNumber")
+    groups = tuple(
+        sorted(
+            {PosixGroup(str(_single(g, "cn")), _positive_id(f"group of {username}", g, "gidNumber")) for g in group_entries},
+            key=lambda g: g.gid,
+        )
+    )
+    display_name = str(_single(user_attrs, "cn") or username)
+    return PosixIdentity(username=username, uid=uid, gid=gid, display_name=display_name, groups=groups)

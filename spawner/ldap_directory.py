@@ -1,0 +1,88 @@
+"""Reads users' POSIX identities from the site's LDAP directory (ldap3), with timeouts and a TTL cache.
+
+Lookups run in a worker thread so the hub's event loop never waits on the directory. Only
+successful lookups are cached: a user fixed in the directory can spawn again at once.
+"""
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
+
+from .errors import IdentityError
+from .identity import PosixIdentity, identity_from_ldap
+
+USER_ATTRIBUTES = ["uid", "cn", "uidNumber", "gidNumber", "homeDirectory"]
+
+
+@dataclass(frozen=True)
+class LdapSettings:
+    """Where the directory is and how to read it."""
+
+    url: str
+    user_base_dn: str
+    group_base_dn: str
+    bind_dn: str = ""
+    bind_password: str = ""
+    timeout: float = 5.0
+    cache_ttl: float = 300.0
+
+
+class LdapDirectory:
+    """username -> PosixIdentity from posixAccount and posixGroup entries."""
+
+    def __init__(self, settings: LdapSettings) -> None:
+        self.settings = settings
+        self._server = ldap3.Server(settings.url, connect_timeout=settings.timeout, get_info=ldap3.NONE)
+        self._cache: dict[str, tuple[float, PosixIdentity]] = {}
+
+    async def lookup(self, username: str) -> PosixIdentity:
+        """The user's identity, from the cache while it is fresh, else from the directory."""
+        cached = self._cache.get(username)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        identity = await asyncio.to_thread(self._lookup_blocking, username)
+        self._cache[username] = (time.monotonic() + self.settings.cache_ttl, identity)
+        return identity
+
+    def _connect(self) -> ldap3.Connection:
+        s = self.settings
+        try:
+            return ldap3.Connection(
+                self._server,
+                user=s.bind_dn or None,
+                password=s.bind_password or None,
+                auto_bind=True,
+                read_only=True,
+                receive_timeout=math.ceil(s.timeout),  # ldap3 packs it as a C integer
+            )
+        except LDAPException as e:
+            raise IdentityError(f"The user directory ({s.url}) cannot be reached right now: {e}. Try again in a minute.") from None
+
+    def _lookup_blocking(self, username: str) -> PosixIdentity:
+        s = self.settings
+        name = escape_filter_chars(username)
+        conn = self._connect()
+        try:
+            conn.search(s.user_base_dn, f"(&(objectClass=posixAccount)(uid={name}))", attributes=USER_ATTRIBUTES)
+            users = [e.entry_attributes_as_dict for e in conn.entries]
+            if not users:
+                raise IdentityError(f"There is no POSIX account for {username!r} in the user directory.")
+            if len(users) > 1:
+                raise IdentityError(f"The user directory has {len(users)} accounts named {username!r}; ask your administrator.")
+            primary_gid = identity_from_ldap(username, users[0], []).gid
+            conn.search(
+                s.group_base_dn,
+                f"(&(objectClass=posixGroup)(|(memberUid={name})(gidNumber={primary_gid})))",
+                attributes=["cn", "gidNumber"],
+            )
+            groups = [e.entry_attributes_as_dict for e in conn.entries]
+        except LDAPException as e:
+            raise IdentityError(f"The user directory ({s.url}) failed to answer: {e}. Try again in a minute.") from None
+        finally:
+            conn.unbind()
+        return identity_from_ldap(username, users[0], groups)

@@ -1,0 +1,133 @@
+"""ServerSpec: the backend-neutral, immutable description of one user server, and its pure builder.
+
+Settings + identity + what the hub hands over (environment, command) -> ServerSpec. No I/O here:
+every backend (Swarm, Kubernetes) translates the same spec, so what is decided here means the
+same on each of them.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .identity import PosixIdentity
+from .nss import group_file, passwd_file
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """A directory of the shared filesystem (same path on every eligible node) made visible in the server."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """A small read-only file placed in the server (Docker config / ConfigMap)."""
+
+    key: str
+    target: str
+    content: str
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    """CPU in cores and memory in bytes; None means no limit / no reservation."""
+
+    cpu_limit: float | None = None
+    cpu_reservation: float | None = None
+    mem_limit: int | None = None
+    mem_reservation: int | None = None
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """Everything a backend needs to run one user server, and nothing backend-specific."""
+
+    name: str
+    username: str
+    server_name: str
+    image: str
+    command: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    uid: int
+    gid: int
+    supplementary_gids: tuple[int, ...]
+    workdir: str
+    mounts: tuple[MountSpec, ...]
+    files: tuple[FileSpec, ...]
+    resources: ResourceSpec
+    node_labels: tuple[tuple[str, str], ...]
+    network: str
+    port: int
+    labels: tuple[tuple[str, str], ...]
+
+    @property
+    def env_dict(self) -> dict[str, str]:
+        return dict(self.env)
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    """The site's choices that shape every server (read from the spawner's traitlets)."""
+
+    image: str
+    network: str
+    port: int
+    home_source_template: str
+    home_target_template: str
+    node_labels: Mapping[str, str]
+    resources: ResourceSpec
+
+
+MANAGED_LABEL = "jovial.managed"
+USER_LABEL = "jovial.user"
+SERVER_LABEL = "jovial.server"
+OBJECT_LABEL = "jovial.object"
+
+
+def build_server_spec(
+    site: SiteSettings,
+    identity: PosixIdentity,
+    name: str,
+    server_name: str,
+    env: Mapping[str, str],
+    command: Sequence[str],
+) -> ServerSpec:
+    """The spec of `identity`'s server called `name`: runs as the user, home mounted, limits applied."""
+    home_source = site.home_source_template.format(username=identity.username)
+    home_target = site.home_target_template.format(username=identity.username)
+    full_env = {
+        **env,
+        "HOME": home_target,
+        "USER": identity.username,
+        "LOGNAME": identity.username,
+        "SHELL": "/bin/bash",
+    }
+    return ServerSpec(
+        name=name,
+        username=identity.username,
+        server_name=server_name,
+        image=site.image,
+        command=tuple(command),
+        env=tuple(sorted(full_env.items())),
+        uid=identity.uid,
+        gid=identity.gid,
+        supplementary_gids=identity.supplementary_gids,
+        workdir=home_target,
+        mounts=(MountSpec(source=home_source, target=home_target),),
+        files=(
+            FileSpec(key="passwd", target="/etc/passwd", content=passwd_file(identity, home_target)),
+            FileSpec(key="group", target="/etc/group", content=group_file(identity)),
+        ),
+        resources=site.resources,
+        node_labels=tuple(sorted(site.node_labels.items())),
+        network=site.network,
+        port=site.port,
+        labels=(
+            (MANAGED_LABEL, "true"),
+            (OBJECT_LABEL, name),
+            (SERVER_LABEL, server_name),
+            (USER_LABEL, identity.username),
+        ),
+    )

@@ -1,0 +1,61 @@
+"""JupyterHub configuration of the Jovial stack, handed to the hub as a Docker config.
+
+Site choices come from the hub service's environment (see docker-stack.yml and the README's
+"Configure a real site"); secrets only ever from Docker secrets under /run/secrets.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
+
+
+def setting(name: str, default: str | None = None) -> str:
+    """The environment variable `name`; empty counts as unset."""
+    value = os.environ.get(name) or default
+    if value is None:
+        raise SystemExit(f"Jovial hub: the environment variable {name} must be set (see docker-stack.yml).")
+    return value
+
+
+def secret(name: str) -> str:
+    return Path("/run/secrets", name).read_text().strip()
+
+
+# --- the hub, its proxy and its database -------------------------------------------------------
+c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
+c.JupyterHub.hub_connect_url = "http://hub:8081"
+c.JupyterHub.db_url = "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "/run/secrets/cookie_secret"
+c.JupyterHub.cleanup_servers = False  # user servers outlive hub restarts and are found again
+c.ConfigurableHTTPProxy.should_start = False  # the proxy is its own stack service
+c.ConfigurableHTTPProxy.api_url = "http://proxy:8001"
+c.ConfigurableHTTPProxy.auth_token = secret("proxy_token")
+
+# --- who may log in: the site's LDAP -------------------------------------------------------------
+ldap_url = urlparse(setting("JOVIAL_LDAP_URL"))
+c.JupyterHub.authenticator_class = "ldapauthenticator.LDAPAuthenticator"
+c.LDAPAuthenticator.server_address = ldap_url.hostname
+c.LDAPAuthenticator.server_port = ldap_url.port or (636 if ldap_url.scheme == "ldaps" else 389)
+c.LDAPAuthenticator.tls_strategy = setting("JOVIAL_LDAP_TLS", "on_connect" if ldap_url.scheme == "ldaps" else "before_bind")
+user_base_dn = setting("JOVIAL_LDAP_USER_BASE_DN")
+c.LDAPAuthenticator.bind_dn_template = [setting("JOVIAL_LDAP_USER_DN_TEMPLATE", "uid={username}," + user_base_dn)]
+c.Authenticator.allow_all = setting("JOVIAL_ALLOW_ALL_USERS", "true") == "true"
+
+# --- how their servers run: Jovial -------------------------------------------------------------------
+fs_root = setting("JOVIAL_FS_ROOT")
+c.JupyterHub.spawner_class = "jovial"
+c.JovialSpawner.image = setting("JOVIAL_SINGLEUSER_IMAGE")
+c.JovialSpawner.network_name = setting("JOVIAL_NETWORK", "jovial")
+c.JovialSpawner.ldap_url = setting("JOVIAL_LDAP_URL")
+c.JovialSpawner.ldap_user_base_dn = user_base_dn
+c.JovialSpawner.ldap_group_base_dn = setting("JOVIAL_LDAP_GROUP_BASE_DN")
+c.JovialSpawner.ldap_bind_dn = setting("JOVIAL_LDAP_BIND_DN", "")
+c.JovialSpawner.ldap_bind_password_file = "/run/secrets/ldap_bind_password"
+c.JovialSpawner.shared_fs_root = fs_root
+c.JovialSpawner.home_path_template = fs_root + "/home/{username}"
+c.JovialSpawner.node_labels = {setting("JOVIAL_FS_LABEL", "jovial.fs"): setting("JOVIAL_FS_LABEL_VALUE", "lustre")}
+c.JovialSpawner.cpu_limit = float(setting("JOVIAL_CPU_LIMIT", "1"))
+c.JovialSpawner.mem_limit = setting("JOVIAL_MEM_LIMIT", "2G")
+c.JovialSpawner.start_timeout = int(setting("JOVIAL_START_TIMEOUT", "120"))

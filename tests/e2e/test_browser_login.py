@@ -1,0 +1,107 @@
+"""A person's path, in a real headless Chromium through the proxy: log in, watch the spawn, land in
+JupyterLab, and run `id` in a JupyterLab terminal. A wrong password is refused on the login page.
+"""
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.hub import HUB_URL, HubUser, demo_password, remove_servers_of
+
+pytestmark = pytest.mark.browser
+SCREENSHOTS = Path(__file__).resolve().parents[2] / ".build" / "screenshots"
+
+# Runs in the page: open a terminal through the user's server API and return what `id` prints.
+RUN_IN_TERMINAL = """
+const [command, done] = [arguments[0], arguments[arguments.length - 1]];
+const base = location.pathname.replace(/\\/lab.*$/, '');
+const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || '';
+fetch(base + '/api/terminals', {method: 'POST', headers: {'X-XSRFToken': xsrf}})
+  .then(r => r.json())
+  .then(term => {
+    const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host
+                             + base + '/terminals/websocket/' + term.name);
+    let out = '';
+    ws.onopen = () => ws.send(JSON.stringify(['stdin', command + '; echo END-OF-TEST\\r']));
+    ws.onmessage = (e) => {
+      const [kind, text] = JSON.parse(e.data);
+      if (kind === 'stdout') out += text;
+      if (out.split('END-OF-TEST').length > 2) { ws.close(); done(out); }
+    };
+    setTimeout(() => done('TIMEOUT: ' + out), 20000);
+  })
+  .catch(err => done('ERROR: ' + err));
+"""
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    profile = tempfile.mkdtemp(prefix="jovial-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def log_in(driver: webdriver.Chrome, username: str, password: str) -> None:
+    driver.get(f"{HUB_URL}/hub/login")
+    driver.find_element(By.ID, "username_input").send_keys(username)
+    driver.find_element(By.ID, "password_input").send_keys(password)
+    driver.find_element(By.ID, "login_submit").click()
+
+
+def test_wrong_password_is_refused_on_the_login_page(browser: webdriver.Chrome) -> None:
+    log_in(browser, "bob", "not-the-password")
+    error = WebDriverWait(browser, 20).until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.login_error")))
+    assert error.text == "Invalid username or password"
+    assert "/hub/login" in browser.current_url
+
+
+def test_bob_logs_in_watches_the_spawn_and_runs_id_in_a_terminal(browser: webdriver.Chrome) -> None:
+    remove_servers_of("bob")
+    try:
+        log_in(browser, "bob", demo_password())
+        WebDriverWait(browser, 30).until(lambda d: "/spawn-pending/" in d.current_url or "/user/bob/" in d.current_url)
+        seen_progress = "/spawn-pending/" in browser.current_url
+        WebDriverWait(browser, 180).until(lambda d: "/user/bob/lab" in d.current_url)
+        WebDriverWait(browser, 60).until(ec.presence_of_element_located((By.ID, "jp-main-dock-panel")))
+        WebDriverWait(browser, 60).until(ec.invisibility_of_element_located((By.ID, "jupyterlab-splash")))
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / "bob-jupyterlab.png"))
+        assert seen_progress, "the hub never showed the spawn progress page"
+        output = browser.execute_async_script(RUN_IN_TERMINAL, "id; grep -E '^(NoNewPrivs|CapEff)' /proc/self/status")
+        assert "uid=10002(bob) gid=10002(bob) groups=10002(bob),20001(astro)" in output, output
+        assert "NoNewPrivs:\t1" in output and "CapEff:\t0000000000000000" in output, output
+    finally:
+        for _ in range(3):
+            try:
+                HubUser("bob").stop()
+                break
+            except Exception:  # the hub may still be finishing the spawn
+                time.sleep(2)
+        remove_servers_of("bob")

@@ -1,0 +1,120 @@
+"""Talking to the deployed Jovial hub as a user would: log in through the proxy, then use the REST API."""
+
+import json
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import requests
+
+STATE_DIR = Path(os.environ.get("JOVIAL_STATE_DIR", "/var/lib/jovial"))
+FS_ROOT = Path(os.environ.get("JOVIAL_FS_ROOT", STATE_DIR / "lustre"))
+HUB_URL = f"http://127.0.0.1:{os.environ.get('JOVIAL_HTTP_PORT', '8000')}"
+
+
+def demo_password() -> str:
+    return (STATE_DIR / "secrets" / "jovial_demo_password").read_text().strip()
+
+
+class HubUser:
+    """A logged-in user of the hub with an API token of their own."""
+
+    def __init__(self, name: str, password: str | None = None) -> None:
+        self.name = name
+        self.session = requests.Session()
+        login_page = self.session.get(f"{HUB_URL}/hub/login", timeout=10)
+        login_page.raise_for_status()
+        xsrf = self.session.cookies.get("_xsrf") or re.search(r'name="_xsrf" value="([^"]+)"', login_page.text).group(1)
+        reply = self.session.post(
+            f"{HUB_URL}/hub/login?next=",
+            data={"username": name, "password": password or demo_password(), "_xsrf": xsrf},
+            allow_redirects=False,
+            timeout=30,
+        )
+        if reply.status_code != 302:
+            raise PermissionError(f"login of {name} refused: HTTP {reply.status_code}")
+        token_reply = self.session.post(
+            f"{HUB_URL}/hub/api/users/{name}/tokens",
+            json={"note": "jovial tests", "expires_in": 3600},
+            headers={"X-XSRFToken": self.session.cookies.get("_xsrf", path="/hub/")},
+            timeout=10,
+        )
+        token_reply.raise_for_status()
+        self.api = requests.Session()
+        self.api.headers["Authorization"] = f"token {token_reply.json()['token']}"
+
+    def model(self) -> dict:
+        reply = self.api.get(f"{HUB_URL}/hub/api/users/{self.name}", timeout=10)
+        reply.raise_for_status()
+        return reply.json()
+
+    def start(self) -> list[str]:
+        """Start the default server and follow its progress stream; return the messages seen.
+
+        The start request blocks while the hub waits for a quick spawn, so it runs in a thread
+        and the progress stream is opened as soon as the hub reports the spawn pending.
+        """
+        with ThreadPoolExecutor(1) as pool:
+            request = pool.submit(self.api.post, f"{HUB_URL}/hub/api/users/{self.name}/server", timeout=60)
+            deadline = time.monotonic() + 30
+            while not (self.model()["servers"].get("") or request.done()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            messages = []
+            with self.api.get(f"{HUB_URL}/hub/api/users/{self.name}/server/progress", stream=True, timeout=180) as stream:
+                for line in stream.iter_lines(decode_unicode=True):
+                    if line.startswith("data:"):
+                        event = json.loads(line[5:])
+                        messages.append(event.get("message", ""))
+                        if event.get("ready") or event.get("failed"):
+                            break
+            reply = request.result()
+        assert reply.status_code in (201, 202), reply.text
+        return messages
+
+    def wait_ready(self, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.model()["servers"].get("")
+            if server and server["ready"]:
+                return server
+            time.sleep(0.5)
+        raise TimeoutError(f"{self.name}'s server not ready after {timeout} s")
+
+    def stop(self) -> None:
+        reply = self.api.delete(f"{HUB_URL}/hub/api/users/{self.name}/server", timeout=60)
+        assert reply.status_code in (202, 204, 400), reply.text  # 400: it was not running
+        deadline = time.monotonic() + 60
+        while self.model()["servers"].get("") and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    def server_get(self, path: str, **kwargs) -> requests.Response:
+        """A request to the user's own server, through the proxy."""
+        return self.api.get(f"{HUB_URL}/user/{self.name}/{path}", timeout=30, **kwargs)
+
+
+def remove_servers_of(*usernames: str) -> None:
+    """Remove any user service (and its configs) the tests left, and wait for its containers to go."""
+    client = docker.from_env()
+    for name in usernames:
+        for service in client.services.list(filters={"label": f"jovial.user={name}"}):
+            service.remove()
+        for config in client.configs.list(filters={"label": "jovial.object"}):
+            if config.attrs["Spec"]["Labels"]["jovial.object"] == f"jupyter-{name}":
+                try:
+                    config.remove()
+                except docker.errors.APIError:
+                    pass
+    wait_for_no_containers(client, *usernames)
+
+
+def wait_for_no_containers(client: docker.DockerClient, *usernames: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [c for n in usernames for c in client.containers.list(all=True, filters={"label": f"jovial.user={n}"})]
+        if not left:
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"containers still there after {timeout} s: {[c.name for c in left]}")

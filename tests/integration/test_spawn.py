@@ -1,0 +1,96 @@
+"""A real spawn through the real hub on the real single-node swarm, checked as Docker and the host see it.
+
+Needs the stack deployed by swarm/up (tests/run does it). Uses the demo user alice.
+"""
+
+import os
+import stat
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from tests.hub import FS_ROOT, HUB_URL, HubUser, remove_servers_of, wait_for_no_containers
+
+pytestmark = pytest.mark.swarm
+
+
+@pytest.fixture(scope="module")
+def docker_client() -> docker.DockerClient:
+    return docker.from_env()
+
+
+@pytest.fixture(scope="module")
+def alice(docker_client: docker.DockerClient) -> Iterator[HubUser]:
+    remove_servers_of("alice")
+    user = HubUser("alice")
+    user.stop()
+    user.progress = user.start()
+    user.wait_ready()
+    yield user
+    user.stop()
+    remove_servers_of("alice")
+
+
+def test_progress_shows_the_real_steps(alice: HubUser) -> None:
+    text = "\n".join(alice.progress)
+    assert "Found your account: alice, uid 10001, gid 10001" in text
+    assert "your home directory" in text
+    assert "on node" in text
+
+
+def test_service_runs_as_alice_with_her_groups(alice: HubUser, docker_client: docker.DockerClient) -> None:
+    spec = docker_client.services.get("jupyter-alice").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert spec["User"] == "10001:10001"
+    assert sorted(spec["Groups"]) == ["20001", "20002"]
+    assert spec["CapabilityDrop"] == ["ALL"]
+    container = docker_client.containers.list(filters={"label": "jovial.user=alice"})[0]
+    assert container.exec_run("id").output.decode().strip() == (
+        "uid=10001(alice) gid=10001(alice) groups=10001(alice),20001(astro),20002(gaia)"
+    )
+    assert container.exec_run("sh -c 'echo $HOME; pwd'").output.decode().split() == ["/home/alice", "/home/alice"]
+
+
+def test_home_is_bind_mounted_from_the_shared_filesystem(alice: HubUser, docker_client: docker.DockerClient) -> None:
+    spec = docker_client.services.get("jupyter-alice").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+    assert spec["Mounts"] == [{"Type": "bind", "Source": f"{FS_ROOT}/home/alice", "Target": "/home/alice"}]
+    info = os.stat(FS_ROOT / "home" / "alice")
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (10001, 10001, 0o700)
+
+
+def test_placement_and_limits_as_docker_reports_them(alice: HubUser, docker_client: docker.DockerClient) -> None:
+    task_template = docker_client.services.get("jupyter-alice").attrs["Spec"]["TaskTemplate"]
+    assert task_template["Placement"]["Constraints"] == ["node.labels.jovial.fs==lustre"]
+    assert task_template["Resources"]["Limits"] == {"NanoCPUs": 1_000_000_000, "MemoryBytes": 2 * 1024**3}
+    container = docker_client.containers.list(filters={"label": "jovial.user=alice"})[0]
+    host_config = container.attrs["HostConfig"]
+    assert host_config["NanoCpus"] == 1_000_000_000 and host_config["Memory"] == 2 * 1024**3
+    assert host_config["CapDrop"] == ["ALL"] and host_config["Init"] is True
+    assert "/var/run/docker.sock" not in {m["Source"] for m in container.attrs["Mounts"]}
+
+
+def test_a_notebook_saved_through_the_proxy_lands_on_the_host_owned_by_alice(alice: HubUser) -> None:
+    notebook = {"type": "notebook", "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}
+    reply = alice.api.put(f"{HUB_URL}/user/alice/api/contents/hello.ipynb", json=notebook, timeout=30)
+    assert reply.status_code in (200, 201), reply.text
+    saved = FS_ROOT / "home" / "alice" / "hello.ipynb"
+    assert saved.stat().st_uid == 10001 and saved.stat().st_gid == 10001
+    assert '"nbformat": 4' in saved.read_text()
+
+
+def test_the_server_refuses_requests_without_alices_token(alice: HubUser) -> None:
+    import requests
+
+    reply = requests.get(f"{HUB_URL}/user/alice/api/contents", allow_redirects=False, timeout=30)
+    assert reply.status_code in (302, 403)
+
+
+def test_stopping_removes_the_service_its_configs_and_container(docker_client: docker.DockerClient) -> None:
+    user = HubUser("alice")
+    if not user.model()["servers"].get(""):
+        user.start()
+        user.wait_ready()
+    user.stop()
+    assert not docker_client.services.list(filters={"label": "jovial.user=alice"})
+    assert not [c for c in docker_client.configs.list(filters={"label": "jovial.object=jupyter-alice"})]
+    wait_for_no_containers(docker_client, "alice")

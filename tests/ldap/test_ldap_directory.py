@@ -1,0 +1,113 @@
+"""LdapDirectory against a real slapd: identities, groups, bad entries, outages and the cache."""
+
+import shutil
+import time
+from collections.abc import Iterator
+
+import ldap3
+import pytest
+
+from jovial.errors import IdentityError
+from jovial.identity import PosixGroup
+from jovial.ldap_directory import LdapDirectory, LdapSettings
+from tests.slapd import SUFFIX, Slapd, start_slapd
+
+pytestmark = pytest.mark.slapd
+
+
+@pytest.fixture(scope="module")
+def slapd() -> Iterator[Slapd]:
+    server = start_slapd()
+    _add_odd_entries(server)
+    yield server
+    server.stop()
+    shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+def _add_odd_entries(server: Slapd) -> None:
+    """Entries a real directory may hold: root ids, duplicates, a person without POSIX attributes."""
+    conn = ldap3.Connection(server.url, server.root_dn, server.root_password, auto_bind=True)
+    people = f"ou=people,{SUFFIX}"
+    posix = ["inetOrgPerson", "posixAccount"]
+    conn.add(f"ou=guests,{SUFFIX}", "organizationalUnit")
+    for dn, attrs in [
+        (f"uid=rooty,{people}", {"uidNumber": 0, "gidNumber": 10009}),
+        (f"uid=wheely,{people}", {"uidNumber": 10010, "gidNumber": 0}),
+        (f"uid=twin,{people}", {"uidNumber": 10011, "gidNumber": 10011}),
+        (f"uid=twin,ou=guests,{SUFFIX}", {"uidNumber": 10012, "gidNumber": 10012}),
+    ]:
+        uid = dn.split(",")[0].split("=")[1]
+        assert conn.add(dn, posix, {"cn": uid, "sn": uid, "homeDirectory": f"/home/{uid}", **attrs}), conn.result
+    assert conn.add(f"uid=nonposix,{people}", ["inetOrgPerson"], {"cn": "n", "sn": "n"}), conn.result
+    conn.unbind()
+
+
+def directory(server: Slapd, **changes: object) -> LdapDirectory:
+    settings = dict(
+        url=server.url,
+        user_base_dn=SUFFIX,
+        group_base_dn=f"ou=groups,{SUFFIX}",
+        bind_dn=server.hub_dn,
+        bind_password=server.hub_password,
+        timeout=2.0,
+    )
+    return LdapDirectory(LdapSettings(**{**settings, **changes}))
+
+
+async def test_alice_has_her_uid_gid_and_every_group(slapd: Slapd) -> None:
+    alice = await directory(slapd).lookup("alice")
+    assert (alice.uid, alice.gid, alice.display_name) == (10001, 10001, "Alice Astronomer")
+    assert alice.groups == (PosixGroup("alice", 10001), PosixGroup("astro", 20001), PosixGroup("gaia", 20002))
+
+
+async def test_bob_is_in_astro_only(slapd: Slapd) -> None:
+    bob = await directory(slapd).lookup("bob")
+    assert [g.name for g in bob.groups] == ["bob", "astro"]
+
+
+@pytest.mark.parametrize(
+    ("username", "complaint"),
+    [
+        ("nobody-here", "no POSIX account for 'nobody-here'"),
+        ("nonposix", "no POSIX account"),
+        ("a*", "no POSIX account for 'a\\*'"),
+        ("rooty", "uidNumber 0"),
+        ("wheely", "gidNumber 0"),
+        ("twin", "2 accounts named 'twin'"),
+    ],
+)
+async def test_bad_entries_are_refused_with_the_reason(slapd: Slapd, username: str, complaint: str) -> None:
+    with pytest.raises(IdentityError, match=complaint):
+        await directory(slapd).lookup(username)
+
+
+async def test_wrong_bind_password_is_a_clear_error(slapd: Slapd) -> None:
+    with pytest.raises(IdentityError, match="cannot be reached right now"):
+        await directory(slapd, bind_password="wrong").lookup("alice")
+
+
+async def test_directory_down_fails_fast_and_clearly() -> None:
+    server = start_slapd()
+    url = server.url
+    server.stop()
+    shutil.rmtree(server.workdir, ignore_errors=True)
+    started = time.monotonic()
+    with pytest.raises(IdentityError, match="cannot be reached right now"):
+        await LdapDirectory(LdapSettings(url=url, user_base_dn=SUFFIX, group_base_dn=SUFFIX, timeout=2.0)).lookup("alice")
+    assert time.monotonic() - started < 10  # a sanity bound on a refused connection, not a benchmark
+
+
+async def test_identities_are_cached_until_the_ttl_and_failures_are_not() -> None:
+    server = start_slapd()
+    try:
+        reader = directory(server, cache_ttl=60.0)
+        with pytest.raises(IdentityError):
+            await reader.lookup("nobody-here")
+        alice = await reader.lookup("alice")
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+    assert await reader.lookup("alice") == alice  # served from the cache with the server gone
+    expired = directory(server, cache_ttl=0.0)
+    with pytest.raises(IdentityError, match="cannot be reached"):
+        await expired.lookup("alice")

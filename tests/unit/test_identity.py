@@ -1,0 +1,56 @@
+"""Parsing LDAP attributes into a PosixIdentity: lists or scalars, and never root."""
+
+import pytest
+
+from jovial.errors import IdentityError
+from jovial.identity import PosixGroup, identity_from_ldap
+from jovial.nss import group_file, passwd_file
+
+ALICE = {"uid": ["alice"], "cn": ["Alice Astronomer"], "uidNumber": [10001], "gidNumber": ["10001"]}
+GROUPS = [
+    {"cn": ["astro"], "gidNumber": [20001]},
+    {"cn": "alice", "gidNumber": 10001},
+    {"cn": ["gaia"], "gidNumber": [20002]},
+]
+
+
+def test_identity_from_ldap_lists_and_scalars() -> None:
+    identity = identity_from_ldap("alice", ALICE, GROUPS)
+    assert (identity.uid, identity.gid, identity.display_name) == (10001, 10001, "Alice Astronomer")
+    assert identity.groups == (PosixGroup("alice", 10001), PosixGroup("astro", 20001), PosixGroup("gaia", 20002))
+    assert identity.supplementary_gids == (20001, 20002)
+    assert identity.primary_group_name == "alice"
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"uidNumber": []}, "has no uidNumber"),
+        ({"uidNumber": None}, "has no uidNumber"),
+        ({"gidNumber": [""]}, "has no gidNumber"),
+        ({"uidNumber": [0]}, "uidNumber 0"),
+        ({"gidNumber": ["0"]}, "gidNumber 0"),
+        ({"uidNumber": [-5]}, "uidNumber -5"),
+        ({"uidNumber": ["ten"]}, "not a number"),
+    ],
+)
+def test_missing_or_root_ids_are_refused(change: dict, complaint: str) -> None:
+    with pytest.raises(IdentityError, match=complaint):
+        identity_from_ldap("alice", {**ALICE, **change}, [])
+
+
+def test_a_group_with_gid_0_is_refused() -> None:
+    with pytest.raises(IdentityError, match="gidNumber 0"):
+        identity_from_ldap("alice", ALICE, [{"cn": "wheel", "gidNumber": 0}])
+
+
+def test_primary_group_name_falls_back_to_the_username() -> None:
+    assert identity_from_ldap("alice", ALICE, []).primary_group_name == "alice"
+
+
+def test_passwd_and_group_files_name_the_user_and_groups() -> None:
+    identity = identity_from_ldap("alice", {**ALICE, "cn": "Alice: the\nAstronomer"}, GROUPS)
+    passwd = passwd_file(identity, "/home/alice").splitlines()
+    assert passwd[-1] == "alice:x:10001:10001:Alice  the Astronomer:/home/alice:/bin/bash"
+    assert passwd[0].startswith("root:x:0:0:")
+    assert group_file(identity).splitlines()[-3:] == ["alice:x:10001:alice", "astro:x:20001:alice", "gaia:x:20002:alice"]

@@ -1,0 +1,54 @@
+"""Reading Swarm task lists: the step to show, the address, and failures explained in words."""
+
+from jovial.backends.swarm.tasks import task_address, view_tasks
+
+NODES = {"n1": "node-one"}
+
+
+def task(state: str, err: str = "", index: int = 1, address: str | None = None) -> dict:
+    t = {"NodeID": "n1", "Version": {"Index": index}, "Status": {"State": state, "Err": err}, "DesiredState": "running"}
+    if address:
+        t["NetworksAttachments"] = [
+            {"Network": {"Spec": {"Name": "ingress"}}, "Addresses": ["10.255.0.9/16"]},
+            {"Network": {"Spec": {"Name": "jovial"}}, "Addresses": [address]},
+        ]
+    return t
+
+
+def view(*tasks: dict):
+    return view_tasks(list(tasks), NODES, "jovial", "img")
+
+
+def test_steps_name_the_node() -> None:
+    assert view(task("preparing")).message == "Preparing your server on node node-one (getting the image ready)"
+    assert view().message.startswith("Waiting for the cluster")
+
+
+def test_running_task_gives_its_address_on_the_network() -> None:
+    v = view(task("running", address="10.0.1.7/24"))
+    assert v.address == "10.0.1.7" and v.failure is None
+    assert task_address(task("running"), "jovial") is None
+
+
+def test_unschedulable_task_fails_at_once() -> None:
+    v = view(task("pending", "no suitable node (scheduling constraints not satisfied on 1 node)"))
+    assert v.failure and "No node of the cluster can run your server" in v.failure
+
+
+def test_missing_mount_source_is_explained() -> None:
+    v = view(task("rejected", 'invalid mount config for type "bind": bind source path does not exist: /lustre/home/x'))
+    assert v.failure and "/lustre/home/x" in v.failure and "missing on node node-one" in v.failure
+
+
+def test_missing_image_is_explained() -> None:
+    v = view(task("rejected", "No such image: nope:latest"))
+    assert v.failure and "The image img is not on node node-one" in v.failure
+
+
+def test_an_earlier_failed_task_fails_the_start_even_when_a_retry_is_pending() -> None:
+    v = view(task("failed", "task: non-zero exit (3)", index=1), task("pending", index=2))
+    assert v.failure == "Your server stopped right after starting (exit code 3)." and v.exited
+
+
+def test_a_task_that_completed_while_starting_is_a_failure() -> None:
+    assert view(task("complete")).failure
