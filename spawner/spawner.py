@@ -104,10 +104,10 @@ class JovialSpawner(SwarmSpawner):
 
     @property
     def backend(self) -> Backend:
-        """One backend per hub process, shared by every spawner."""
+        """One backend (and so one watcher of every server) per hub process, shared by every spawner."""
         backends = type(self)._backends
         if "swarm" not in backends:
-            backends["swarm"] = SwarmBackend(self.client)
+            backends["swarm"] = SwarmBackend(self.client, self.log)
         return backends["swarm"]
 
     @property
@@ -199,10 +199,22 @@ class JovialSpawner(SwarmSpawner):
         self.object_id = ""
 
     async def poll(self) -> int | str | None:
+        """Alive or not from the watcher's memory (no orchestrator call); a running server that the
+        orchestrator moved to a new address gets its hub route moved along."""
         if not self.object_id:
             return 0
         status = await self.backend.status(self.object_name)
-        return None if status.alive else status.reason or 0
+        if not status.alive:
+            return status.reason or 0
+        if self.ready and status.address and status.address != self.server.ip:
+            self.log.warning("%s moved from %s to %s; updating its route", self._log_name, self.server.ip, status.address)
+            self.server.ip = status.address
+            self.user.db.commit()
+            try:
+                await self.user.settings["proxy"].add_user(self.user, self.name)
+            except Exception:  # the proxy may be restarting: the hub's periodic route check repairs it
+                self.log.exception("Could not update the proxy's route of %s", self._log_name)
+        return None
 
     async def stop(self, now: bool = False) -> None:
         await self._remove()

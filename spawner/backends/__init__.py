@@ -16,10 +16,15 @@ ProgressReport = Callable[[str, int], None]
 
 @dataclass(frozen=True)
 class ServerStatus:
-    """Whether a server is alive (running or on its way), and if not, why, in words."""
+    """Whether a server is alive (running or on its way), and if not, why, in words.
+
+    `address` is where a running server answers on its network (None while it is on its way):
+    it changes when the orchestrator moves or restarts the server, and the hub's route must follow.
+    """
 
     alive: bool
     reason: str = ""
+    address: str | None = None
 
 
 class Backend(Protocol):

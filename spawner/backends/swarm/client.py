@@ -1,11 +1,12 @@
 """The Swarm backend's I/O: create, wait for, inspect and remove the objects of a user server.
 
-Docker SDK calls run in worker threads, never on the hub's event loop. Everything made for a
-server carries the `jovial.object=<name>` label, so removal finds it all, also after a crash.
+Docker SDK calls run in worker threads, never on the hub's event loop. Waiting and status come
+from the process's one `SwarmWatcher`, so `status` makes no Docker call at all. Everything made
+for a server carries the `jovial.object=<name>` label, so removal finds it all, also after a crash.
 """
 
 import asyncio
-import time
+import logging
 from typing import Any
 
 import docker
@@ -15,18 +16,24 @@ from ...errors import LaunchError
 from ...spec import OBJECT_LABEL, ServerSpec
 from .. import ProgressReport, ServerStatus
 from .builder import config_args, service_args
-from .tasks import ALIVE_STATES, newest, view_tasks
+from .tasks import server_status, view_tasks
+from .watcher import SwarmWatcher
 
-CHECK_INTERVAL = 0.2
 LOG_LINES = 10
+# A server counts as started once it has run this long: one that exits at start is still
+# reported, with its last output. Real servers take longer than this to answer anyway.
+RUNNING_GRACE = 1.0
 
 
 class SwarmBackend:
-    """Runs each user server as one Docker Swarm service (plus its passwd/group configs)."""
+    """Runs each user server as one Docker Swarm service (plus its passwd/group configs).
 
-    def __init__(self, client: docker.APIClient) -> None:
+    `relist_interval`: seconds between the watcher's relists while no spawn is waiting.
+    """
+
+    def __init__(self, client: docker.APIClient, log: logging.Logger, relist_interval: float = 5.0) -> None:
         self.client = client
-        self._node_names: dict[str, str] = {}
+        self.watcher = SwarmWatcher(client, log, relist_interval)
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(getattr(self.client, method), *args, **kwargs)
@@ -45,51 +52,55 @@ class SwarmBackend:
         return service["ID"]
 
     async def wait_running(self, spec: ServerSpec, report: ProgressReport, timeout: float) -> tuple[str, int]:
-        deadline = time.monotonic() + timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         last_message = ""
-        while time.monotonic() < deadline:
-            tasks = await self._call("tasks", filters={"service": spec.name})
-            view = view_tasks(tasks, await self._names_of_nodes(tasks), spec.network, spec.image)
-            if view.failure:
-                raise LaunchError(view.failure + (await self._log_tail(spec.name) if view.exited else ""))
-            if view.message != last_message:
-                report(view.message, view.percent)
-                last_message = view.message
-            if view.address:
-                return view.address, spec.port
-            await asyncio.sleep(CHECK_INTERVAL)
+        seen = False
+        running_since: float | None = None
+        with self.watcher.hurry():
+            # Only relists started from now on know the service `launch` just made.
+            seq = self.watcher.relist_soon()
+            while snapshot := await self.watcher.newer_than(seq, deadline - loop.time()):
+                seq = snapshot.seq
+                service = snapshot.services.get(spec.name)
+                if service is None and seen:
+                    raise LaunchError("Your server's service was removed while it was starting.")
+                seen = service is not None
+                view = view_tasks(service.tasks if service else (), snapshot.node_names, spec.network, spec.image)
+                if view.failure:
+                    raise LaunchError(view.failure + (await self._log_tail(spec.name) if view.exited else ""))
+                if view.message != last_message:
+                    report(view.message, view.percent)
+                    last_message = view.message
+                if not view.address:
+                    running_since = None
+                elif running_since is None:
+                    running_since = snapshot.began
+                elif snapshot.began - running_since >= RUNNING_GRACE:
+                    return view.address, spec.port
         raise LaunchError(f"Your server did not start within {timeout:.0f} seconds; last step: {last_message or 'none'}.")
 
     async def status(self, name: str) -> ServerStatus:
-        try:
-            tasks = await self._call("tasks", filters={"service": name})
-        except NotFound:
+        snapshot = await self.watcher.current()
+        service = snapshot.services.get(name)
+        if service is None:
             return ServerStatus(alive=False, reason="the service is gone")
-        task = newest(tasks)
-        if task is None:
-            return ServerStatus(alive=False, reason="the service has no task")
-        state = task.get("Status", {}).get("State")
-        if state in ALIVE_STATES and task.get("DesiredState") == "running":
-            return ServerStatus(alive=True)
-        status = task.get("Status", {})
-        return ServerStatus(alive=False, reason=f"{state}: {status.get('Err') or status.get('Message', '')}")
+        return server_status(service.tasks, service.networks)
 
     async def remove(self, name: str) -> None:
         await self._remove_quietly("remove_service", name)
         for config in await self._call("configs", filters={"label": f"{OBJECT_LABEL}={name}"}):
             await self._remove_quietly("remove_config", config["ID"])
 
+    async def close(self) -> None:
+        """Stop the watcher (a hub keeps its backend for its whole life; tests make several)."""
+        await self.watcher.close()
+
     async def _remove_quietly(self, method: str, object_id: str) -> None:
         try:
             await self._call(method, object_id)
         except NotFound:
             pass
-
-    async def _names_of_nodes(self, tasks: list[dict[str, Any]]) -> dict[str, str]:
-        for node_id in {t.get("NodeID") for t in tasks} - set(self._node_names) - {None, ""}:
-            node = await self._call("inspect_node", node_id)
-            self._node_names[node_id] = node.get("Description", {}).get("Hostname", node_id[:12])
-        return self._node_names
 
     async def _log_tail(self, name: str) -> str:
         def read() -> str:

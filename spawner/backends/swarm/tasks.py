@@ -1,9 +1,12 @@
-"""Reading Swarm tasks: where a starting server is, in words, and whether it can never run. Pure."""
+"""Reading Swarm tasks: where a starting server is, in words, whether it can never run, and
+whether a running one is still alive and where. Pure."""
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from .. import ServerStatus
 
 Task = Mapping[str, Any]
 
@@ -20,6 +23,7 @@ _STEPS = {
 }
 ALIVE_STATES = frozenset(_STEPS)
 FAILED_STATES = frozenset({"failed", "rejected"})
+DESIRED_ALIVE = frozenset({"ready", "running"})
 
 
 @dataclass(frozen=True)
@@ -38,9 +42,9 @@ def newest(tasks: Sequence[Task]) -> Task | None:
 
 
 def task_address(task: Task, network: str) -> str | None:
-    """The task's IP address on `network` (without the prefix length), if it has one yet."""
+    """The task's IP address on `network` (a name or an ID; without the prefix length), if it has one yet."""
     for attachment in task.get("NetworksAttachments") or []:
-        names = {attachment.get("Network", {}).get("Spec", {}).get("Name")}
+        names = {attachment.get("Network", {}).get("Spec", {}).get("Name"), attachment.get("Network", {}).get("ID")}
         if network in names and attachment.get("Addresses"):
             return attachment["Addresses"][0].split("/")[0]
     return None
@@ -83,3 +87,20 @@ def view_tasks(tasks: Sequence[Task], node_names: Mapping[str, str], network: st
     message, percent = _STEPS[state]
     address = task_address(task, network) if state == "running" else None
     return TaskView(message.format(node=node), percent, address=address)
+
+
+def server_status(tasks: Sequence[Task], networks: Collection[str]) -> ServerStatus:
+    """Whether a service's server is alive, judged by its newest task, and its address on `networks`.
+
+    A server on its way again (Swarm restarting it after a crash: the new task waits out the
+    restart delay with desired state "ready") is alive, without an address.
+    """
+    task = newest(tasks)
+    if task is None:
+        return ServerStatus(alive=False, reason="the service has no task")
+    status = task.get("Status", {})
+    state = status.get("State")
+    if state in ALIVE_STATES and task.get("DesiredState") in DESIRED_ALIVE:
+        addresses = (task_address(task, network) for network in networks) if state == "running" else ()
+        return ServerStatus(alive=True, address=next(filter(None, addresses), None))
+    return ServerStatus(alive=False, reason=f"{state}: {status.get('Err') or status.get('Message', '')}")
