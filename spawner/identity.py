@@ -73,3 +73,19 @@ def identity_from_ldap(
     )
     display_name = str(_single(user_attrs, "cn") or username)
     return PosixIdentity(username=username, uid=uid, gid=gid, display_name=display_name, groups=groups)
+
+
+def identity_from_mapping(username: str, entry: Mapping[str, Any]) -> PosixIdentity:
+    """From a site's static table: {'uid': 10001, 'gid': 10001, 'name': 'Alice', 'groups': {'astro': 20001}}."""
+    attrs = {"uidNumber": entry.get("uid"), "gidNumber": entry.get("gid"), "cn": entry.get("name")}
+    groups = [{"cn": name, "gidNumber": gid} for name, gid in dict(entry.get("groups") or {}).items()]
+    return identity_from_ldap(username, attrs, groups)
+
+
+def identity_from_auth_state(username: str, auth_state: Mapping[str, Any] | None) -> PosixIdentity | None:
+    """From what the LDAP authenticator kept at login (`auth_state_attributes` = uidNumber, gidNumber,
+    cn): None if it kept no uidNumber. The authenticator keeps no groups: only the primary one is known."""
+    attrs = (auth_state or {}).get("user_attributes") or {}
+    if _single(attrs, "uidNumber") is None:
+        return None
+    return identity_from_ldap(username, attrs, [])

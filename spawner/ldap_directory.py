@@ -13,7 +13,7 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
-from .errors import IdentityError
+from .errors import DirectoryUnavailable, IdentityError
 from .identity import PosixIdentity, identity_from_ldap
 
 USER_ATTRIBUTES = ["uid", "cn", "uidNumber", "gidNumber", "homeDirectory"]
@@ -61,7 +61,7 @@ class LdapDirectory:
                 receive_timeout=math.ceil(s.timeout),  # ldap3 packs it as a C integer
             )
         except LDAPException as e:
-            raise IdentityError(f"The user directory ({s.url}) cannot be reached right now: {e}. Try again in a minute.") from None
+            raise DirectoryUnavailable(f"The user directory ({s.url}) cannot be reached right now: {e}. Try again in a minute.") from None
 
     def _lookup_blocking(self, username: str) -> PosixIdentity:
         s = self.settings
@@ -74,7 +74,15 @@ class LdapDirectory:
                 raise IdentityError(f"There is no POSIX account for {username!r} in the user directory.")
             if len(users) > 1:
                 raise IdentityError(f"The user directory has {len(users)} accounts named {username!r}; ask your administrator.")
-            primary_gid = identity_from_ldap(username, users[0], []).gid
+            account = identity_from_ldap(username, users[0], [])
+            conn.search(s.user_base_dn, f"(&(objectClass=posixAccount)(uidNumber={account.uid}))", attributes=["uid"])
+            sharing = sorted({str(v) for e in conn.entries for v in e.entry_attributes_as_dict.get("uid", [])} - {username})
+            if sharing:
+                raise IdentityError(
+                    f"The uid {account.uid} of {username!r} is also the uid of {sharing}: two people would own "
+                    "the same files. Ask your administrator to give each account its own uidNumber."
+                )
+            primary_gid = account.gid
             conn.search(
                 s.group_base_dn,
                 f"(&(objectClass=posixGroup)(|(memberUid={name})(gidNumber={primary_gid})))",
@@ -82,7 +90,7 @@ class LdapDirectory:
             )
             groups = [e.entry_attributes_as_dict for e in conn.entries]
         except LDAPException as e:
-            raise IdentityError(f"The user directory ({s.url}) failed to answer: {e}. Try again in a minute.") from None
+            raise DirectoryUnavailable(f"The user directory ({s.url}) failed to answer: {e}. Try again in a minute.") from None
         finally:
             conn.unbind()
         return identity_from_ldap(username, users[0], groups)

@@ -1,83 +1,63 @@
 """JovialSpawner: the JupyterHub face of Jovial, stringing identity, spec, storage and backend together.
 
 A `dockerspawner.SwarmSpawner` subclass: it keeps SwarmSpawner's settings where they mean the
-same thing (image, cmd, network_name, cpu_limit, mem_limit, cpu_guarantee, mem_guarantee,
-start_timeout) and the persisted object name, and replaces how a server is started, watched and
-removed.
+same thing (image, allowed_images, cmd, network_name, cpu_limit, mem_limit, cpu_guarantee,
+mem_guarantee, start_timeout, environment) and the persisted object name, refuses those it
+cannot honour, and replaces how a server is started, watched and removed. Its own settings are
+in `settings.py`.
 """
 
 import asyncio
+import html
+import inspect
 from pathlib import Path
 from typing import Any, ClassVar
 
 from dockerspawner import SwarmSpawner
-from traitlets import Dict, Float, List, Unicode, default
+from traitlets import List, Unicode, default
 
 from .backends import Backend
 from .backends.swarm import SwarmBackend
-from .errors import JovialError
+from .choices import Maxima, check_layer, choose, layered, parse_bytes, parse_profiles
+from .errors import IdentityError
+from .identity import PosixIdentity, identity_from_auth_state, identity_from_mapping
 from .ldap_directory import LdapDirectory, LdapSettings
 from .names import server_object_name, validate_username
-from .spec import ResourceSpec, SiteSettings, build_server_spec
-from .storage import ensure_home
+from .settings import JovialSettings
+from .spec import DataCollection, ResourceSpec, SiteSettings, build_server_spec
+from .storage import ensure_home, existing_directories
+
+# Settings inherited from DockerSpawner/SwarmSpawner that Jovial cannot honour, and what to use instead.
+UNSUPPORTED_SETTINGS = {
+    "volumes": "home_path_template, project_path_template or data_collections",
+    "read_only_volumes": "data_collections",
+    "mounts": "home_path_template, project_path_template or data_collections",
+    "volume_driver": "a shared filesystem mounted on the nodes (shared_fs_root)",
+    "volume_driver_options": "a shared filesystem mounted on the nodes (shared_fs_root)",
+    "extra_host_config": "the JovialSpawner settings (Swarm services take no host config)",
+    "extra_create_kwargs": "the JovialSpawner settings",
+    "extra_container_spec": "the JovialSpawner settings",
+    "extra_resources_spec": "cpu_limit, mem_limit, generic_resources",
+    "extra_placement_spec": "node_labels",
+    "extra_task_spec": "the JovialSpawner settings",
+    "extra_endpoint_spec": "nothing: servers are reached on the overlay network only",
+    "post_start_cmd": "the image's own start-up",
+    "links": "the overlay network (network_name)",
+    "name_template": "nothing: object names follow Jovial's escaping (README)",
+    "prefix": "nothing: object names follow Jovial's escaping (README)",
+    "escape": "nothing: object names follow Jovial's escaping (README)",
+    "use_internal_ip": "nothing: the hub always routes to the task's overlay address",
+    "use_internal_hostname": "nothing: the hub always routes to the task's overlay address",
+    "host_ip": "nothing: servers publish no ports",
+    "pull_policy": "nothing: nodes must hold the image (see README)",
+    "remove": "nothing: a stopped server's service is always removed",
+}
+LAYERED_TRAITS = ("image", "cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee", "node_labels", "generic_resources")
 
 
-class JovialSpawner(SwarmSpawner):
+class JovialSpawner(JovialSettings, SwarmSpawner):
     """Starts each user server as a Swarm service running as the user's LDAP identity."""
 
-    ldap_url = Unicode(
-        "ldap://ldap:389",
-        config=True,
-        help="URL of the site's LDAP server holding posixAccount/posixGroup entries, e.g. ldaps://ldap.example.org.",
-    )
-    ldap_user_base_dn = Unicode(
-        "ou=people,dc=jovial,dc=test",
-        config=True,
-        help="Where posixAccount entries live; a user is found by `uid=<username>` below it.",
-    )
-    ldap_group_base_dn = Unicode(
-        "ou=groups,dc=jovial,dc=test",
-        config=True,
-        help="Where posixGroup entries live; a user's groups are those listing them in memberUid, plus their primary group.",
-    )
-    ldap_bind_dn = Unicode(
-        "",
-        config=True,
-        help="DN the hub binds as to read identities (read-only account); empty for an anonymous bind.",
-    )
-    ldap_bind_password_file = Unicode(
-        "",
-        config=True,
-        help="File holding the bind DN's password, e.g. a Docker secret: /run/secrets/ldap_bind_password.",
-    )
-    ldap_timeout = Float(
-        5.0, config=True, help="Seconds to wait for the LDAP server to connect or answer before the spawn fails."
-    )
-    identity_cache_ttl = Float(
-        300.0, config=True, help="Seconds a user's identity read from LDAP is reused before it is read again."
-    )
-    shared_fs_root = Unicode(
-        "/lustre",
-        config=True,
-        help="Root of the shared filesystem, mounted at this same path on the hub and on every node "
-        "labelled for it. Homes are only ever made below it.",
-    )
-    home_path_template = Unicode(
-        "/lustre/home/{username}",
-        config=True,
-        help="The user's home on the shared filesystem ({username} is the raw, validated username). "
-        "Created on first spawn, owned by the user, mode 0700.",
-    )
-    home_mount_template = Unicode(
-        "/home/{username}", config=True, help="Where the home is mounted inside the server; also $HOME and the working directory."
-    )
-    node_labels = Dict(
-        value_trait=Unicode(),
-        default_value={"jovial.fs": "lustre"},
-        config=True,
-        help="Node labels a node must carry to run user servers, e.g. the label of nodes that mount "
-        "the shared filesystem: {'jovial.fs': 'lustre'} becomes the constraint node.labels.jovial.fs==lustre.",
-    )
     cmd = List(
         Unicode(),
         default_value=["jupyterhub-singleuser"],
@@ -93,21 +73,45 @@ class JovialSpawner(SwarmSpawner):
     def _object_name_default(self) -> str:
         return server_object_name(self.user.name, self.name)
 
+    @default("options_form")
+    def _default_options_form(self) -> Any:
+        return type(self)._render_options_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self) -> Any:
+        def options_from_form(form: dict[str, list[str]]) -> dict[str, str]:
+            return {key: form[key][0] for key in ("profile", "image") if form.get(key)}
+
+        return options_from_form
+
     _backends: ClassVar[dict[str, Backend]] = {}
     _directories: ClassVar[dict[LdapSettings, LdapDirectory]] = {}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._refuse_unsupported_settings()
         self._events: list[dict[str, Any]] = []
         self._event_added = asyncio.Event()
         self._starting = False
+
+    def _refuse_unsupported_settings(self) -> None:
+        sections = [s for s in ("DockerSpawner", "SwarmSpawner", "JovialSpawner") if s in self.config]
+        found = {f"{s}.{k}": UNSUPPORTED_SETTINGS[k] for s in sections for k in self.config[s] if k in UNSUPPORTED_SETTINGS}
+        if self.allowed_images == "*":
+            found["allowed_images = '*'"] = "a list or dict of the images users may choose"
+        if found:
+            lines = "; ".join(f"{name} (use {instead})" for name, instead in sorted(found.items()))
+            raise ValueError(f"JovialSpawner cannot honour these settings on Swarm: {lines}")
+        for name, layer in {**self.group_settings, **self.user_settings}.items():
+            check_layer(f"JovialSpawner group/user settings for {name!r}", layer)
+        parse_profiles(self.profiles)
 
     @property
     def backend(self) -> Backend:
         """One backend (and so one watcher of every server) per hub process, shared by every spawner."""
         backends = type(self)._backends
         if "swarm" not in backends:
-            backends["swarm"] = SwarmBackend(self.client, self.log)
+            backends["swarm"] = SwarmBackend(self.client, self.log, self.watch_interval)
         return backends["swarm"]
 
     @property
@@ -125,21 +129,82 @@ class JovialSpawner(SwarmSpawner):
         )
         return type(self)._directories.setdefault(settings, LdapDirectory(settings))
 
-    def site_settings(self) -> SiteSettings:
+    async def resolve_identity(self, username: str) -> PosixIdentity:
+        """From the static table, else LDAP, else the authenticator's auth_state."""
+        if username in self.identities:
+            return identity_from_mapping(username, self.identities[username])
+        if self.ldap_url:
+            return await self.directory.lookup(username)
+        identity = identity_from_auth_state(username, await self.user.get_auth_state())
+        if identity is None:
+            raise IdentityError(f"No identity source knows {username!r}: not in `identities`, no LDAP, no uidNumber in auth_state.")
+        return identity
+
+    async def _resolved(self, value: Any) -> Any:
+        """A setting's value; a callable is called with the spawner (and awaited if async)."""
+        if callable(value):
+            value = value(self)
+            if inspect.isawaitable(value):
+                value = await value
+        return value
+
+    async def _resolved_layer(self, layer: dict[str, Any]) -> dict[str, Any]:
+        return {key: await self._resolved(value) for key, value in layer.items()}
+
+    async def server_settings(self, identity: PosixIdentity) -> dict[str, Any]:
+        """The settings of this user's server: site -> groups -> user -> profile -> user's choices."""
+        groups = [g.name for g in identity.groups]
+        choice = choose(
+            self.user_options,
+            parse_profiles(self.profiles),
+            self._get_allowed_images() or {},
+            Maxima(self.max_cpu_limit, self.max_mem_limit),
+            groups,
+        )
+        base = await self._resolved_layer({key: getattr(self, key) for key in LAYERED_TRAITS})
+        group_layers = {name: await self._resolved_layer(layer) for name, layer in self.group_settings.items()}
+        user_layer = await self._resolved_layer(self.user_settings.get(identity.username, {}))
+        return layered(base, group_layers, user_layer, await self._resolved_layer(choice), groups)
+
+    def site_settings(self, chosen: dict[str, Any]) -> SiteSettings:
+        def size(value: Any) -> int | None:
+            return None if value is None else parse_bytes(value)
+
         return SiteSettings(
-            image=self.image,
+            image=chosen["image"],
             network=self.network_name,
             port=self.port,
             home_source_template=self.home_path_template,
             home_target_template=self.home_mount_template,
-            node_labels=self.node_labels,
+            node_labels=chosen["node_labels"] or {},
             resources=ResourceSpec(
-                cpu_limit=self.cpu_limit,
-                cpu_reservation=self.cpu_guarantee,
-                mem_limit=self.mem_limit,
-                mem_reservation=self.mem_guarantee,
+                cpu_limit=chosen["cpu_limit"],
+                cpu_reservation=chosen["cpu_guarantee"],
+                mem_limit=size(chosen["mem_limit"]),
+                mem_reservation=size(chosen["mem_guarantee"]),
+                generic=tuple(sorted((chosen["generic_resources"] or {}).items())),
             ),
+            project_source_template=self.project_path_template,
+            project_target_template=self.project_mount_template,
+            data_collections=tuple(
+                DataCollection(d["source"], d["target"], frozenset(d.get("groups", ()))) for d in self.data_collections
+            ),
+            scratch_bytes=self.scratch_size,
+            scratch_target=self.scratch_mount,
         )
+
+    async def _render_options_form(self) -> str:
+        """The spawn form: a profile (size) and an image, when the site offers a choice."""
+        identity = await self.resolve_identity(validate_username(self.user.name))
+        groups = {g.name for g in identity.groups}
+        profiles = [p for p in parse_profiles(self.profiles) if p.allows(groups)]
+        images = list(self._get_allowed_images() or {})
+        parts = []
+        if len(profiles) > 1:
+            parts.append(_select("profile", "Size", [(p.name, p.display_name) for p in profiles]))
+        if len(images) > 1:
+            parts.append(_select("image", "Image", [(i, i) for i in images]))
+        return "\n".join(parts)
 
     def _report(self, message: str, percent: int) -> None:
         self.log.info("%s: %s", self._log_name, message)
@@ -169,22 +234,23 @@ class JovialSpawner(SwarmSpawner):
             self._event_added.set()
 
     async def _start(self) -> tuple[str, int]:
-        if self.user_options:
-            raise JovialError(f"This hub offers no server options; got {sorted(self.user_options)}.")
         username = validate_username(self.user.name)
-        identity = await self.directory.lookup(username)
+        identity = await self.resolve_identity(username)
         self._report(f"Found your account: {identity.username}, uid {identity.uid}, gid {identity.gid}", 10)
+        site = self.site_settings(await self.server_settings(identity))
+        home = site.home_source_template.format(username=username)
+        created = await asyncio.to_thread(ensure_home, self.shared_fs_root, home, identity.uid, identity.gid)
+        self._report(f"{'Created' if created else 'Found'} your home directory {home}", 20)
+        project_groups = await self._project_groups(identity)
         spec = build_server_spec(
-            self.site_settings(),
+            site,
             identity,
             name=self.object_name,
             server_name=self.name,
-            env=self.get_env(),
+            env={**self.get_env(), "JUPYTER_IMAGE_SPEC": site.image},
             command=[*self.cmd, *self.get_args()],
+            project_groups=project_groups,
         )
-        home = spec.mounts[0].source
-        created = await asyncio.to_thread(ensure_home, self.shared_fs_root, home, identity.uid, identity.gid)
-        self._report(f"{'Created' if created else 'Found'} your home directory {home}", 20)
         await self.backend.remove(spec.name)
         self.object_id = await self.backend.launch(spec)
         self._report("Asked the cluster for your server", 30)
@@ -193,6 +259,14 @@ class JovialSpawner(SwarmSpawner):
         except BaseException:
             await asyncio.shield(self._remove())
             raise
+
+    async def _project_groups(self, identity: PosixIdentity) -> list[str]:
+        """The user's groups whose project directory exists on the shared filesystem."""
+        if not self.project_path_template:
+            return []
+        paths = {self.project_path_template.format(group=g.name): g.name for g in identity.groups}
+        found = await asyncio.to_thread(existing_directories, self.shared_fs_root, list(paths))
+        return [paths[p] for p in found]
 
     async def _remove(self) -> None:
         await self.backend.remove(self.object_name)
@@ -218,3 +292,8 @@ class JovialSpawner(SwarmSpawner):
 
     async def stop(self, now: bool = False) -> None:
         await self._remove()
+
+
+def _select(name: str, label: str, choices: list[tuple[str, str]]) -> str:
+    options = "".join(f'<option value="{html.escape(v)}">{html.escape(text)}</option>' for v, text in choices)
+    return f'<label for="{name}">{label}</label><select class="form-control" id="{name}" name="{name}">{options}</select>'

@@ -14,11 +14,26 @@ from .nss import group_file, passwd_file
 
 @dataclass(frozen=True)
 class MountSpec:
-    """A directory of the shared filesystem (same path on every eligible node) made visible in the server."""
+    """A directory made visible in the server: a bind of the shared filesystem (same path on every
+    eligible node), or, with `size_bytes`, a private in-memory scratch space that dies with the server."""
 
     source: str
     target: str
     read_only: bool = False
+    size_bytes: int | None = None
+
+    @property
+    def is_scratch(self) -> bool:
+        return self.size_bytes is not None
+
+
+@dataclass(frozen=True)
+class DataCollection:
+    """A site dataset on the shared filesystem, mounted read-only (for members of `groups`, or everyone)."""
+
+    source: str
+    target: str
+    groups: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -32,12 +47,14 @@ class FileSpec:
 
 @dataclass(frozen=True)
 class ResourceSpec:
-    """CPU in cores and memory in bytes; None means no limit / no reservation."""
+    """CPU in cores, memory in bytes (None: no limit / no reservation), and countable node
+    resources such as GPUs, by the name the nodes advertise them under (e.g. {"NVIDIA-GPU": 1})."""
 
     cpu_limit: float | None = None
     cpu_reservation: float | None = None
     mem_limit: int | None = None
     mem_reservation: int | None = None
+    generic: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,11 @@ class SiteSettings:
     home_target_template: str
     node_labels: Mapping[str, str]
     resources: ResourceSpec
+    project_source_template: str = ""
+    project_target_template: str = "/projects/{group}"
+    data_collections: tuple[DataCollection, ...] = ()
+    scratch_bytes: int | None = None
+    scratch_target: str = "/scratch"
 
 
 MANAGED_LABEL = "jovial.managed"
@@ -93,8 +115,12 @@ def build_server_spec(
     server_name: str,
     env: Mapping[str, str],
     command: Sequence[str],
+    project_groups: Sequence[str] = (),
 ) -> ServerSpec:
-    """The spec of `identity`'s server called `name`: runs as the user, home mounted, limits applied."""
+    """The spec of `identity`'s server called `name`: runs as the user, home mounted, limits applied.
+
+    `project_groups` are the user's groups whose project directory exists (the storage step looks).
+    """
     home_source = site.home_source_template.format(username=identity.username)
     home_target = site.home_target_template.format(username=identity.username)
     full_env = {
@@ -115,7 +141,7 @@ def build_server_spec(
         gid=identity.gid,
         supplementary_gids=identity.supplementary_gids,
         workdir=home_target,
-        mounts=(MountSpec(source=home_source, target=home_target),),
+        mounts=_mounts(site, identity, home_source, home_target, project_groups),
         files=(
             FileSpec(key="passwd", target="/etc/passwd", content=passwd_file(identity, home_target)),
             FileSpec(key="group", target="/etc/group", content=group_file(identity)),
@@ -131,3 +157,25 @@ def build_server_spec(
             (USER_LABEL, identity.username),
         ),
     )
+
+
+def _mounts(
+    site: SiteSettings, identity: PosixIdentity, home_source: str, home_target: str, project_groups: Sequence[str]
+) -> tuple[MountSpec, ...]:
+    groups = {g.name for g in identity.groups}
+    mounts = [MountSpec(source=home_source, target=home_target)]
+    mounts += [
+        MountSpec(
+            source=site.project_source_template.format(group=group),
+            target=site.project_target_template.format(group=group),
+        )
+        for group in sorted(project_groups)
+    ]
+    mounts += [
+        MountSpec(source=d.source, target=d.target, read_only=True)
+        for d in site.data_collections
+        if not d.groups or d.groups & groups
+    ]
+    if site.scratch_bytes:
+        mounts.append(MountSpec(source="", target=site.scratch_target, size_bytes=site.scratch_bytes))
+    return tuple(mounts)

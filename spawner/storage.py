@@ -35,6 +35,21 @@ def _open_dir(name: str, dir_fd: int | None, shown: str) -> int:
         raise StorageError(f"{shown} cannot be opened: {e.strerror}.") from None
 
 
+def _open_below(root: str, parts: list[str]) -> int:
+    """An O_NOFOLLOW walk from `root` down `parts`; the caller closes the returned directory fd."""
+    fd = _open_dir(root, None, f"The shared filesystem root {root}")
+    shown = root.rstrip("/")
+    try:
+        for part in parts:
+            shown = f"{shown}/{part}"
+            parent_fd, fd = fd, _open_dir(part, fd, shown)
+            os.close(parent_fd)
+    except StorageError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def ensure_home(root: str, path: str, uid: int, gid: int) -> bool:
     """Make `path` (below `root`) a directory owned uid:gid, mode 0700. True if it was created now.
 
@@ -42,17 +57,23 @@ def ensure_home(root: str, path: str, uid: int, gid: int) -> bool:
     as it is, but must be a real directory owned by `uid`.
     """
     *parents, leaf = _components_below(root, path)
-    fd = _open_dir(root, None, f"The shared filesystem root {root}")
+    fd = _open_below(root, parents)
     try:
-        shown = root.rstrip("/")
-        for part in parents:
-            shown = f"{shown}/{part}"
-            parent_fd, fd = fd, _open_dir(part, fd, shown)
-            os.close(parent_fd)
-        created = _make_leaf(fd, leaf, path, uid, gid)
+        return _make_leaf(fd, leaf, path, uid, gid)
     finally:
         os.close(fd)
-    return created
+
+
+def existing_directories(root: str, paths: list[str]) -> list[str]:
+    """Those of `paths` that are real directories below `root`, reached without following a symlink."""
+    found = []
+    for path in paths:
+        try:
+            os.close(_open_below(root, _components_below(root, path)))
+        except StorageError:
+            continue
+        found.append(path)
+    return found
 
 
 def _make_leaf(parent_fd: int, leaf: str, path: str, uid: int, gid: int) -> bool:

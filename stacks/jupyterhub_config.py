@@ -58,4 +58,9 @@ c.JovialSpawner.home_path_template = fs_root + "/home/{username}"
 c.JovialSpawner.node_labels = {setting("JOVIAL_FS_LABEL", "jovial.fs"): setting("JOVIAL_FS_LABEL_VALUE", "lustre")}
 c.JovialSpawner.cpu_limit = float(setting("JOVIAL_CPU_LIMIT", "1"))
 c.JovialSpawner.mem_limit = setting("JOVIAL_MEM_LIMIT", "2G")
+# Sizes users choose from in the spawn form (the first is the default, also for REST API spawns).
+c.JovialSpawner.profiles = [
+    {"name": "small", "display_name": "Small: 1 core, 2 GB"},
+    {"name": "large", "display_name": "Large: 2 cores, 4 GB", "cpu_limit": 2, "mem_limit": "4G"},
+]
 c.JovialSpawner.start_timeout = int(setting("JOVIAL_START_TIMEOUT", "120"))

@@ -97,4 +97,20 @@ sys.exit(1)
 PY
 }
 
+wait_for_rollout() {
+    # wait_for_rollout SERVICE...: until each service runs a task of its current spec (image,
+    # configs, env, mounts): `docker stack deploy` returns before updated tasks replace the old ones.
+    local svc fields want deadline=$((SECONDS + 180))
+    fields='{{.Image}} {{json .Configs}} {{json .Env}} {{json .Mounts}} {{json .Secrets}}'
+    for svc in "$@"; do
+        want=$(docker service inspect -f "{{with .Spec.TaskTemplate.ContainerSpec}}$fields{{end}}" "$svc")
+        until docker service ps -q --filter desired-state=running "$svc" \
+                | xargs -r docker inspect -f "{{.Status.State}} {{with .Spec.ContainerSpec}}$fields{{end}}" \
+                | grep -qxF "running $want"; do
+            [ $SECONDS -lt $deadline ] || die "$svc did not roll out within 180 s (docker service ps $svc --no-trunc)"
+            sleep 0.5
+        done
+    done
+}
+
 stack_exists() { [ -n "$(docker stack ls --format '{{.Name}}' 2>/dev/null | grep -x "$JOVIAL_STACK")" ]; }

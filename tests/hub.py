@@ -51,14 +51,14 @@ class HubUser:
         reply.raise_for_status()
         return reply.json()
 
-    def start(self) -> list[str]:
+    def start(self, options: dict | None = None) -> list[str]:
         """Start the default server and follow its progress stream; return the messages seen.
 
         The start request blocks while the hub waits for a quick spawn, so it runs in a thread
         and the progress stream is opened as soon as the hub reports the spawn pending.
         """
         with ThreadPoolExecutor(1) as pool:
-            request = pool.submit(self.api.post, f"{HUB_URL}/hub/api/users/{self.name}/server", timeout=60)
+            request = pool.submit(self.api.post, f"{HUB_URL}/hub/api/users/{self.name}/server", json=options or {}, timeout=60)
             deadline = time.monotonic() + 30
             while not (self.model()["servers"].get("") or request.done()) and time.monotonic() < deadline:
                 time.sleep(0.05)

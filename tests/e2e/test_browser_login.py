@@ -1,5 +1,6 @@
-"""A person's path, in a real headless Chromium through the proxy: log in, watch the spawn, land in
-JupyterLab, and run `id` in a JupyterLab terminal. A wrong password is refused on the login page.
+"""A person's path, in a real headless Chromium through the proxy: log in, choose a size in the spawn
+form, watch the spawn, land in JupyterLab, and run `id` in a JupyterLab terminal. A wrong password
+is refused on the login page.
 """
 
 import shutil
@@ -86,6 +87,10 @@ def test_bob_logs_in_watches_the_spawn_and_runs_id_in_a_terminal(browser: webdri
     remove_servers_of("bob")
     try:
         log_in(browser, "bob", demo_password())
+        form = WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "profile")))
+        sizes = [o.text for o in form.find_elements(By.TAG_NAME, "option")]
+        assert sizes == ["Small: 1 core, 2 GB", "Large: 2 cores, 4 GB"]
+        browser.find_element(By.CSS_SELECTOR, "#spawn_form [type=submit], #spawn_form input[type=submit]").click()
         WebDriverWait(browser, 30).until(lambda d: "/spawn-pending/" in d.current_url or "/user/bob/" in d.current_url)
         seen_progress = "/spawn-pending/" in browser.current_url
         WebDriverWait(browser, 180).until(lambda d: "/user/bob/lab" in d.current_url)

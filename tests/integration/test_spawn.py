@@ -94,3 +94,19 @@ def test_stopping_removes_the_service_its_configs_and_container(docker_client: d
     assert not docker_client.services.list(filters={"label": "jovial.user=alice"})
     assert not [c for c in docker_client.configs.list(filters={"label": "jovial.object=jupyter-alice"})]
     wait_for_no_containers(docker_client, "alice")
+
+
+def test_limits_follow_the_chosen_profile_and_bad_options_are_refused(docker_client: docker.DockerClient) -> None:
+    user = HubUser("carol")
+    try:
+        user.stop()
+        refused = user.api.post(f"{HUB_URL}/hub/api/users/carol/server", json={"profile": "huge"}, timeout=60)
+        assert refused.status_code >= 400 and "Unknown profile 'huge'" in refused.text, refused.text
+        assert not docker_client.services.list(filters={"label": "jovial.user=carol"})
+        user.start({"profile": "large"})
+        user.wait_ready()
+        limits = docker_client.services.get("jupyter-carol").attrs["Spec"]["TaskTemplate"]["Resources"]["Limits"]
+        assert limits == {"NanoCPUs": 2_000_000_000, "MemoryBytes": 4 * 1024**3}
+    finally:
+        user.stop()
+        remove_servers_of("carol")

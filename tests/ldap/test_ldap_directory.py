@@ -35,6 +35,8 @@ def _add_odd_entries(server: Slapd) -> None:
         (f"uid=wheely,{people}", {"uidNumber": 10010, "gidNumber": 0}),
         (f"uid=twin,{people}", {"uidNumber": 10011, "gidNumber": 10011}),
         (f"uid=twin,ou=guests,{SUFFIX}", {"uidNumber": 10012, "gidNumber": 10012}),
+        (f"uid=alicia,{people}", {"uidNumber": 10013, "gidNumber": 10013}),
+        (f"uid=alicia2,{people}", {"uidNumber": 10013, "gidNumber": 10013}),
     ]:
         uid = dn.split(",")[0].split("=")[1]
         assert conn.add(dn, posix, {"cn": uid, "sn": uid, "homeDirectory": f"/home/{uid}", **attrs}), conn.result
@@ -74,6 +76,7 @@ async def test_bob_is_in_astro_only(slapd: Slapd) -> None:
         ("rooty", "uidNumber 0"),
         ("wheely", "gidNumber 0"),
         ("twin", "2 accounts named 'twin'"),
+        ("alicia", r"uid 10013 of 'alicia' is also the uid of \['alicia2'\]"),
     ],
 )
 async def test_bad_entries_are_refused_with_the_reason(slapd: Slapd, username: str, complaint: str) -> None:

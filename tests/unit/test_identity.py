@@ -3,7 +3,7 @@
 import pytest
 
 from jovial.errors import IdentityError
-from jovial.identity import PosixGroup, identity_from_ldap
+from jovial.identity import PosixGroup, identity_from_auth_state, identity_from_ldap, identity_from_mapping
 from jovial.nss import group_file, passwd_file
 
 ALICE = {"uid": ["alice"], "cn": ["Alice Astronomer"], "uidNumber": [10001], "gidNumber": ["10001"]}
@@ -54,3 +54,18 @@ def test_passwd_and_group_files_name_the_user_and_groups() -> None:
     assert passwd[-1] == "alice:x:10001:10001:Alice  the Astronomer:/home/alice:/bin/bash"
     assert passwd[0].startswith("root:x:0:0:")
     assert group_file(identity).splitlines()[-3:] == ["alice:x:10001:alice", "astro:x:20001:alice", "gaia:x:20002:alice"]
+
+
+def test_identity_from_a_static_table() -> None:
+    identity = identity_from_mapping("carol", {"uid": 10003, "gid": 10003, "name": "Carol", "groups": {"astro": 20001}})
+    assert (identity.uid, identity.supplementary_gids, identity.display_name) == (10003, (20001,), "Carol")
+    with pytest.raises(IdentityError, match="uidNumber 0"):
+        identity_from_mapping("root", {"uid": 0, "gid": 0})
+
+
+def test_identity_from_auth_state_of_the_ldap_authenticator() -> None:
+    state = {"user_attributes": {"uidNumber": ["10002"], "gidNumber": ["10002"], "cn": ["Bob Observer"]}}
+    identity = identity_from_auth_state("bob", state)
+    assert identity is not None and (identity.uid, identity.gid, identity.groups) == (10002, 10002, ())
+    assert identity_from_auth_state("bob", None) is None
+    assert identity_from_auth_state("bob", {"user_attributes": {"cn": ["Bob"]}}) is None

@@ -6,7 +6,7 @@ import pytest
 
 from jovial.backends.swarm.builder import config_args, placement_constraints, service_args
 from jovial.identity import identity_from_ldap
-from jovial.spec import ResourceSpec, SiteSettings, build_server_spec
+from jovial.spec import DataCollection, ResourceSpec, SiteSettings, build_server_spec
 
 SITE = SiteSettings(
     image="sha256:abc",
@@ -82,3 +82,34 @@ def test_several_node_labels_all_become_constraints() -> None:
         dataclasses.replace(SITE, node_labels={"jovial.fs": "lustre", "gpu": "true"}), ALICE, "n", "", {}, ["x"]
     )
     assert placement_constraints(spec) == ["node.labels.gpu==true", "node.labels.jovial.fs==lustre"]
+
+
+def test_projects_data_collections_and_scratch_become_mounts() -> None:
+    site = dataclasses.replace(
+        SITE,
+        project_source_template="/lustre/projects/{group}",
+        data_collections=(
+            DataCollection("/lustre/data/sdss", "/data/sdss"),
+            DataCollection("/lustre/data/gaia", "/data/gaia", frozenset({"gaia"})),
+            DataCollection("/lustre/data/astro", "/data/astro", frozenset({"astro"})),
+        ),
+        scratch_bytes=1 << 30,
+    )
+    spec = build_server_spec(site, ALICE, "jupyter-alice", "", {}, ["x"], project_groups=["astro"])
+    assert [(m.source, m.target, m.read_only) for m in spec.mounts] == [
+        ("/lustre/home/alice", "/home/alice", False),
+        ("/lustre/projects/astro", "/projects/astro", False),
+        ("/lustre/data/sdss", "/data/sdss", True),
+        ("/lustre/data/astro", "/data/astro", True),
+        ("", "/scratch", False),
+    ]
+    mounts = service_args(spec, {c.name: "id" for c in config_args(spec)})["task_template"]["ContainerSpec"]["Mounts"]
+    assert mounts[2] == {"Target": "/data/sdss", "Source": "/lustre/data/sdss", "Type": "bind", "ReadOnly": True}
+    assert mounts[4]["Type"] == "tmpfs" and mounts[4]["TmpfsOptions"] == {"SizeBytes": 1 << 30, "Mode": 0o1777}
+
+
+def test_generic_resources_are_reserved() -> None:
+    site = dataclasses.replace(SITE, resources=ResourceSpec(generic=(("NVIDIA-GPU", 1),)))
+    spec = build_server_spec(site, ALICE, "n", "", {}, ["x"])
+    reservations = service_args(spec, {c.name: "id" for c in config_args(spec)})["task_template"]["Resources"]["Reservations"]
+    assert reservations["GenericResources"] == [{"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 1}}]

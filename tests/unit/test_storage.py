@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from jovial.errors import StorageError
-from jovial.storage import ensure_home
+from jovial.storage import ensure_home, existing_directories
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root (CI runs as root)")
 
@@ -95,3 +95,12 @@ def test_full_filesystem_is_a_clear_error_and_leaves_nothing(small_tmpfs: Path) 
     with pytest.raises(StorageError, match="could not be created: No space left on device"):
         ensure_home(str(small_tmpfs), str(small_tmpfs / "home" / "alice"), 10001, 10001)
     assert not (small_tmpfs / "home" / "alice").exists()
+
+
+def test_existing_directories_skips_missing_files_and_symlinks(root: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    projects = root / "projects"
+    (projects / "astro").mkdir(parents=True)
+    (projects / "notes").write_text("a file")
+    (projects / "escape").symlink_to(tmp_path_factory.mktemp("outside"))
+    wanted = [str(projects / name) for name in ("astro", "gaia", "notes", "escape")] + ["/etc"]
+    assert existing_directories(str(root), wanted) == [str(projects / "astro")]

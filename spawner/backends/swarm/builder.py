@@ -23,7 +23,7 @@ from docker.types import (
     TaskTemplate,
 )
 
-from ...spec import OBJECT_LABEL, FileSpec, ServerSpec
+from ...spec import OBJECT_LABEL, FileSpec, MountSpec, ServerSpec
 
 NO_NEW_PRIVILEGES = ("setpriv", "--no-new-privs")
 NANO = 1_000_000_000
@@ -54,6 +54,12 @@ def _config(spec: ServerSpec, file: FileSpec) -> ConfigArgs:
     )
 
 
+def _mount(mount: MountSpec) -> Mount:
+    if mount.is_scratch:
+        return Mount(target=mount.target, source=None, type="tmpfs", tmpfs_size=mount.size_bytes, tmpfs_mode=0o1777)
+    return Mount(target=mount.target, source=mount.source, type="bind", read_only=mount.read_only)
+
+
 def placement_constraints(spec: ServerSpec) -> list[str]:
     return [f"node.labels.{key}=={value}" for key, value in spec.node_labels]
 
@@ -70,7 +76,7 @@ def service_args(spec: ServerSpec, config_ids: Mapping[str, str]) -> dict[str, A
         user=f"{spec.uid}:{spec.gid}",
         groups=[str(g) for g in spec.supplementary_gids],
         labels=dict(spec.labels),
-        mounts=[Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only) for m in spec.mounts],
+        mounts=[_mount(m) for m in spec.mounts],
         configs=[
             ConfigReference(config_ids[name], name, filename=targets[c.key], uid="0", gid="0", mode=0o444)
             for name, c in configs.items()
@@ -84,6 +90,7 @@ def service_args(spec: ServerSpec, config_ids: Mapping[str, str]) -> dict[str, A
         cpu_reservation=int(r.cpu_reservation * NANO) if r.cpu_reservation else None,
         mem_limit=r.mem_limit,
         mem_reservation=r.mem_reservation,
+        generic_resources=dict(r.generic) or None,
     )
     task = TaskTemplate(
         container_spec=container,

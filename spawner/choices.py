@@ -1,0 +1,132 @@
+"""What shapes one server: the site's settings, layered per group, per user and per profile, and
+the user's own choices (profile, image, bounded resources), validated on the server side. Pure.
+
+Layers, later ones winning: the spawner's settings -> `group_settings` of each of the user's
+groups (sorted by name) -> `user_settings` of the user -> the chosen profile -> the user's
+explicit resource choices. `node_labels` and `generic_resources` are merged key by key (a group
+adds a placement requirement rather than replacing the site's); other keys are replaced.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyterhub.traitlets import ByteSpecification
+
+from .errors import OptionsError
+
+LAYERED_KEYS = frozenset(
+    {"image", "cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee", "node_labels", "generic_resources"}
+)
+MERGED_KEYS = frozenset({"node_labels", "generic_resources"})
+OPTION_KEYS = ("profile", "image", "cpu_limit", "mem_limit")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A size/placement choice offered to users (e.g. small, large, gpu)."""
+
+    name: str
+    display_name: str
+    settings: Mapping[str, Any]
+    groups: frozenset[str] = field(default_factory=frozenset)
+
+    def allows(self, groups: Iterable[str]) -> bool:
+        return not self.groups or bool(self.groups & set(groups))
+
+
+@dataclass(frozen=True)
+class Maxima:
+    """The most a user may ask for explicitly (None: explicit requests are not allowed)."""
+
+    cpu_limit: float | None = None
+    mem_limit: int | None = None
+
+
+def check_layer(where: str, layer: Mapping[str, Any]) -> None:
+    """Refuse unknown keys in a settings layer (at startup, naming where they are)."""
+    unknown = set(layer) - LAYERED_KEYS
+    if unknown:
+        raise ValueError(f"{where}: unknown setting(s) {sorted(unknown)}; allowed: {sorted(LAYERED_KEYS)}")
+
+
+def parse_profiles(raw: Iterable[Mapping[str, Any]]) -> tuple[Profile, ...]:
+    """Profiles from config: {'name', 'display_name'?, 'groups'?, and any layered setting}."""
+    profiles = []
+    for entry in raw:
+        entry = dict(entry)
+        name = entry.pop("name", None)
+        if not name:
+            raise ValueError(f"JovialSpawner.profiles: every profile needs a name: {entry}")
+        display_name = entry.pop("display_name", name)
+        groups = frozenset(entry.pop("groups", ()))
+        check_layer(f"JovialSpawner.profiles[{name!r}]", entry)
+        profiles.append(Profile(name, display_name, entry, groups))
+    if len({p.name for p in profiles}) != len(profiles):
+        raise ValueError("JovialSpawner.profiles: profile names must be unique")
+    return tuple(profiles)
+
+
+def _number(name: str, value: Any, parse: Any) -> Any:
+    try:
+        return parse(value)
+    except (TypeError, ValueError):
+        raise OptionsError(f"The server option {name} must be a number (or a size like 4G), not {value!r}.") from None
+
+
+def parse_bytes(value: Any) -> int:
+    """Bytes from a number or a size like '4G' (as JupyterHub's mem_limit)."""
+    return int(ByteSpecification().validate(None, value))
+
+
+def choose(
+    options: Mapping[str, Any],
+    profiles: tuple[Profile, ...],
+    images: Mapping[str, str],
+    maxima: Maxima,
+    groups: Iterable[str],
+) -> dict[str, Any]:
+    """The settings layer of the user's choices, or OptionsError saying what is not offered."""
+    groups = set(groups)
+    unknown = set(options) - set(OPTION_KEYS)
+    if unknown:
+        raise OptionsError(f"Unknown server option(s) {sorted(unknown)}; this hub accepts {list(OPTION_KEYS)}.")
+    layer: dict[str, Any] = {}
+    offered = [p for p in profiles if p.allows(groups)]
+    if "profile" in options or offered:
+        name = options.get("profile", offered[0].name if offered else None)
+        profile = next((p for p in profiles if p.name == name), None)
+        if profile is None:
+            raise OptionsError(f"Unknown profile {name!r}; choose one of {[p.name for p in offered]}.")
+        if not profile.allows(groups):
+            raise OptionsError(f"The profile {name!r} is only for members of {sorted(profile.groups)}.")
+        layer.update(profile.settings)
+    if "image" in options:
+        if options["image"] not in images:
+            raise OptionsError(f"The image {options['image']!r} is not offered here; choose one of {sorted(images)}.")
+        layer["image"] = images[options["image"]]
+    for key, parse, unit in (("cpu_limit", float, "cores"), ("mem_limit", parse_bytes, "bytes")):
+        if key in options:
+            value, most = _number(key, options[key], parse), getattr(maxima, key)
+            if most is None:
+                raise OptionsError(f"This hub does not let users set {key}; choose a profile instead.")
+            if not 0 < value <= most:
+                raise OptionsError(f"{key} {options[key]} is over this site's maximum of {most} {unit} (or not positive).")
+            layer[key] = value
+    return layer
+
+
+def layered(
+    base: Mapping[str, Any],
+    group_settings: Mapping[str, Mapping[str, Any]],
+    user_settings: Mapping[str, Any],
+    choice: Mapping[str, Any],
+    groups: Iterable[str],
+) -> dict[str, Any]:
+    """Combine the layers in order; see the module docstring."""
+    merged = dict(base)
+    layers = [group_settings[g] for g in sorted(set(groups)) if g in group_settings] + [user_settings, choice]
+    for layer in layers:
+        for key, value in layer.items():
+            merged[key] = {**merged.get(key, {}), **value} if key in MERGED_KEYS else value
+    return merged

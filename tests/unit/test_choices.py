@@ -1,0 +1,78 @@
+"""Profiles, images and bounded resources chosen by users (server-side validation), and the layering
+of site, group, user and profile settings."""
+
+import pytest
+
+from jovial.choices import Maxima, choose, layered, parse_profiles
+from jovial.errors import OptionsError
+
+PROFILES = parse_profiles(
+    [
+        {"name": "small", "display_name": "Small", "cpu_limit": 1, "mem_limit": "2G"},
+        {"name": "large", "cpu_limit": 4, "mem_limit": "16G"},
+        {"name": "gpu", "groups": ["gpu-users"], "generic_resources": {"NVIDIA-GPU": 1}, "node_labels": {"gpu": "yes"}},
+    ]
+)
+IMAGES = {"minimal": "jovial/singleuser:dev", "astro": "jovial/astro:dev"}
+MAXIMA = Maxima(cpu_limit=8, mem_limit=32 * 2**30)
+
+
+def test_default_is_the_first_profile_offered() -> None:
+    assert choose({}, PROFILES, IMAGES, MAXIMA, []) == {"cpu_limit": 1, "mem_limit": "2G"}
+
+
+def test_profile_image_and_bounded_resources() -> None:
+    layer = choose({"profile": "large", "image": "astro", "cpu_limit": "6"}, PROFILES, IMAGES, MAXIMA, [])
+    assert layer == {"cpu_limit": 6.0, "mem_limit": "16G", "image": "jovial/astro:dev"}
+
+
+@pytest.mark.parametrize(
+    ("options", "groups", "complaint"),
+    [
+        ({"profile": "huge"}, [], "Unknown profile 'huge'; choose one of \\['small', 'large'\\]"),
+        ({"profile": "gpu"}, [], "only for members of \\['gpu-users'\\]"),
+        ({"image": "ubuntu"}, [], "The image 'ubuntu' is not offered here"),
+        ({"cpu_limit": 64}, [], "cpu_limit 64 is over this site's maximum of 8"),
+        ({"mem_limit": "1T"}, [], "mem_limit 1T is over this site's maximum"),
+        ({"cpu_limit": "lots"}, [], "must be a number"),
+        ({"cpu_limit": -1}, [], "not positive"),
+        ({"privileged": True}, [], "Unknown server option\\(s\\) \\['privileged'\\]"),
+    ],
+)
+def test_what_is_not_offered_is_refused_clearly(options: dict, groups: list, complaint: str) -> None:
+    with pytest.raises(OptionsError, match=complaint):
+        choose(options, PROFILES, IMAGES, MAXIMA, groups)
+
+
+def test_members_may_choose_their_groups_profile() -> None:
+    assert choose({"profile": "gpu"}, PROFILES, IMAGES, MAXIMA, ["gpu-users"])["generic_resources"] == {"NVIDIA-GPU": 1}
+
+
+def test_explicit_resources_are_refused_without_a_maximum() -> None:
+    with pytest.raises(OptionsError, match="does not let users set mem_limit"):
+        choose({"mem_limit": "1G"}, (), {}, Maxima(), [])
+
+
+def test_no_profiles_and_no_options_is_an_empty_layer() -> None:
+    assert choose({}, (), {}, Maxima(), []) == {}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [[{"display_name": "no name"}], [{"name": "a"}, {"name": "a"}], [{"name": "a", "privileged": True}]],
+)
+def test_bad_profiles_are_refused_at_startup(raw: list) -> None:
+    with pytest.raises(ValueError, match="JovialSpawner.profiles"):
+        parse_profiles(raw)
+
+
+def test_layers_later_win_and_placement_accumulates() -> None:
+    base = {"image": "base", "cpu_limit": 1, "node_labels": {"jovial.fs": "lustre"}, "generic_resources": {}}
+    groups = {"gpu-users": {"node_labels": {"gpu": "yes"}, "cpu_limit": 2}, "astro": {"image": "astro"}, "other": {"cpu_limit": 99}}
+    merged = layered(base, groups, {"cpu_limit": 3}, {"generic_resources": {"NVIDIA-GPU": 1}}, ["gpu-users", "astro"])
+    assert merged == {
+        "image": "astro",
+        "cpu_limit": 3,
+        "node_labels": {"jovial.fs": "lustre", "gpu": "yes"},
+        "generic_resources": {"NVIDIA-GPU": 1},
+    }

@@ -1,0 +1,90 @@
+"""JovialSpawner's settings as a site writes them: refused when Swarm cannot honour them, layered per
+group/user/profile with callables (sync and async), identities from a static table, the spawn form.
+No cluster needed: nothing here starts a server."""
+
+from types import SimpleNamespace
+
+import pytest
+from traitlets.config import Config
+
+from jovial.errors import OptionsError
+from jovial.spawner import JovialSpawner
+
+
+def make_spawner(user_options: dict | None = None, **settings: object) -> JovialSpawner:
+    config = Config()
+    for key, value in settings.items():
+        section, _, name = key.rpartition("__")
+        config[section or "JovialSpawner"][name] = value
+    user = SimpleNamespace(name="alice", url="/user/alice/", server=None, escaped_name="alice")
+    spawner = JovialSpawner(config=config, user=user, _deprecated_db_session=None)
+    spawner.user_options = user_options or {}
+    return spawner
+
+
+ALICE = {"alice": {"uid": 10001, "gid": 10001, "name": "Alice", "groups": {"astro": 20001, "gpu-users": 20003}}}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("JovialSpawner__volumes", {"/data": "/data"}, "JovialSpawner.volumes (use home_path_template"),
+        ("DockerSpawner__extra_host_config", {"privileged": True}, "DockerSpawner.extra_host_config"),
+        ("SwarmSpawner__extra_placement_spec", {"constraints": []}, "SwarmSpawner.extra_placement_spec (use node_labels)"),
+        ("JovialSpawner__allowed_images", "*", "allowed_images = '*'"),
+    ],
+)
+def test_settings_swarm_cannot_honour_are_refused_by_name(key: str, value: object, named: str) -> None:
+    with pytest.raises(ValueError, match=named.replace("(", r"\(").replace(")", r"\)")):
+        make_spawner(**{key: value})
+
+
+def test_unknown_keys_in_group_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown setting\\(s\\) \\['privileged'\\]"):
+        make_spawner(group_settings={"astro": {"privileged": True}})
+
+
+async def test_layers_with_sync_and_async_callables() -> None:
+    async def gpu_labels(spawner: JovialSpawner) -> dict:
+        return {"gpu": "yes"}
+
+    spawner = make_spawner(
+        {"profile": "big"},
+        identities=ALICE,
+        image="jovial/singleuser:dev",
+        cpu_limit=1.0,
+        group_settings={"gpu-users": {"node_labels": gpu_labels, "generic_resources": {"NVIDIA-GPU": 1}}},
+        user_settings={"alice": {"image": lambda spawner: f"jovial/{spawner.user.name}:dev"}},
+        profiles=[{"name": "small", "cpu_limit": 1}, {"name": "big", "cpu_limit": 4, "mem_limit": "8G"}],
+    )
+    identity = await spawner.resolve_identity("alice")
+    site = spawner.site_settings(await spawner.server_settings(identity))
+    assert site.image == "jovial/alice:dev"
+    assert site.node_labels == {"jovial.fs": "lustre", "gpu": "yes"}
+    assert (site.resources.cpu_limit, site.resources.mem_limit) == (4, 8 * 2**30)
+    assert site.resources.generic == (("NVIDIA-GPU", 1),)
+
+
+async def test_rest_api_options_are_validated_on_the_server() -> None:
+    spawner = make_spawner({"image": "evil/miner"}, identities=ALICE, allowed_images={"minimal": "jovial/singleuser:dev"})
+    with pytest.raises(OptionsError, match="'evil/miner' is not offered"):
+        await spawner.server_settings(await spawner.resolve_identity("alice"))
+
+
+async def test_the_form_offers_the_users_profiles_and_the_images() -> None:
+    spawner = make_spawner(
+        identities=ALICE,
+        allowed_images=["jovial/singleuser:dev", "jovial/astro:dev"],
+        profiles=[{"name": "small"}, {"name": "gpu", "display_name": "GPU <1>", "groups": ["gpu-users"]}, {"name": "staff", "groups": ["staff"]}],
+    )
+    form = await spawner.get_options_form()
+    assert 'value="gpu">GPU &lt;1&gt;</option>' in form and "staff" not in form
+    assert 'value="jovial/astro:dev"' in form
+    assert spawner.options_from_form({"profile": ["gpu"], "image": ["jovial/astro:dev"], "x": ["y"]}) == {
+        "profile": "gpu",
+        "image": "jovial/astro:dev",
+    }
+
+
+async def test_no_choices_means_no_form() -> None:
+    assert await make_spawner(identities=ALICE).get_options_form() == ""
