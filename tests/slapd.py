@@ -30,6 +30,11 @@ class Slapd:
     process: subprocess.Popen
     workdir: Path
 
+    def restart(self) -> None:
+        """Stop slapd and start it again on the same port and data (clients' connections drop)."""
+        self.stop()
+        self.process = _launch(self.workdir / "slapd.conf", self.url + "/", self.port)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -51,6 +56,19 @@ def _render(template: str, values: dict[str, str]) -> str:
     for key, value in values.items():
         text = text.replace(f"@{key}@", value)
     return text
+
+
+def _launch(conf: Path, url: str, port: int) -> subprocess.Popen:
+    process = subprocess.Popen(["/usr/sbin/slapd", "-f", str(conf), "-h", url, "-d", "0"], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process
+        except OSError:
+            time.sleep(0.02)
+    process.kill()
+    raise RuntimeError("slapd did not start listening within 10 s")
 
 
 def start_slapd(port: int | None = None) -> Slapd:
@@ -76,17 +94,7 @@ def start_slapd(port: int | None = None) -> Slapd:
     subprocess.run(["/usr/sbin/slapadd", "-f", str(conf), "-l", str(ldif)], check=True, capture_output=True)
     port = port or _free_port()
     url = f"ldap://127.0.0.1:{port}/"
-    process = subprocess.Popen(["/usr/sbin/slapd", "-f", str(conf), "-h", url, "-d", "0"], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.02)
-    else:
-        process.kill()
-        raise RuntimeError("slapd did not start listening within 10 s")
+    process = _launch(conf, url, port)
     return Slapd(
         url=url.rstrip("/"),
         port=port,

@@ -114,3 +114,19 @@ async def test_identities_are_cached_until_the_ttl_and_failures_are_not() -> Non
     expired = directory(server, cache_ttl=0.0)
     with pytest.raises(IdentityError, match="cannot be reached"):
         await expired.lookup("alice")
+
+
+async def test_one_connection_is_reused_and_reopened_after_an_ldap_restart() -> None:
+    server = start_slapd()
+    try:
+        reader = directory(server, cache_ttl=0.0)
+        await reader.lookup("alice")
+        first = reader._connection
+        await reader.lookup("bob")
+        assert reader._connection is first  # reused, not one connection per lookup
+        server.restart()
+        assert (await reader.lookup("carol")).uid == 10003  # the dropped connection was replaced
+        assert reader._connection is not first
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
