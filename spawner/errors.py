@@ -43,6 +43,12 @@ class DirectoryUnavailable(IdentityError):
     reason_label, status = "directory-unavailable", 503
 
 
+class DirectoryMisconfigured(JovialError):
+    """The hub's LDAP settings are wrong (bind refused, base DN missing, TLS mismatch): an operator must act."""
+
+    reason_label = "directory-configuration"
+
+
 class StorageError(JovialError):
     """The user's home on the shared filesystem could not be made ready."""
 

@@ -8,31 +8,48 @@ successful lookups are cached: a user fixed in the directory can spawn again at 
 
 import asyncio
 import math
+import ssl
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ldap3
-from ldap3.core.exceptions import LDAPException
+from ldap3.core.exceptions import LDAPBindError, LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
-from .errors import DirectoryUnavailable, IdentityError
+from .errors import DirectoryMisconfigured, DirectoryUnavailable, IdentityError
 from .identity import PosixIdentity, identity_from_ldap
 
-USER_ATTRIBUTES = ["uid", "cn", "uidNumber", "gidNumber", "homeDirectory"]
+USER_ATTRIBUTES = ["uid", "cn", "uidNumber", "gidNumber"]
+TLS_MODES = ("on_connect", "before_bind", "insecure")
+TRANSIENT_RESULTS = frozenset({3, 4, 11, 51, 52})  # time/size/admin limit exceeded, busy, unavailable
 
 
 @dataclass(frozen=True)
 class LdapSettings:
-    """Where the directory is and how to read it."""
+    """Where the directory is and how to read it.
+
+    `tls`: "on_connect" (ldaps://), "before_bind" (StartTLS on ldap://) — both verify the server's
+    certificate, against `ca_file` or the system's CAs — or "insecure" (plain ldap://, private
+    test networks only): a forged answer could name another user's uid.
+    """
 
     url: str
     user_base_dn: str
     group_base_dn: str
     bind_dn: str = ""
-    bind_password: str = ""
+    bind_password: str = field(default="", repr=False)
     timeout: float = 5.0
     cache_ttl: float = 300.0
+    tls: str = "on_connect"
+    ca_file: str = ""
+
+    def __post_init__(self) -> None:
+        wanted = {"on_connect": "ldaps://", "before_bind": "ldap://", "insecure": "ldap://"}.get(self.tls)
+        if wanted is None:
+            raise ValueError(f"JovialSpawner.ldap_tls must be one of {TLS_MODES}, not {self.tls!r}")
+        if not self.url.startswith(wanted):
+            raise ValueError(f"JovialSpawner.ldap_tls = {self.tls!r} needs an {wanted} URL; ldap_url is {self.url!r}")
 
 
 class LdapDirectory:
@@ -40,7 +57,10 @@ class LdapDirectory:
 
     def __init__(self, settings: LdapSettings) -> None:
         self.settings = settings
-        self._server = ldap3.Server(settings.url, connect_timeout=settings.timeout, get_info=ldap3.NONE)
+        tls = None
+        if settings.tls != "insecure":
+            tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ca_file or None)
+        self._server = ldap3.Server(settings.url, tls=tls, connect_timeout=settings.timeout, get_info=ldap3.NONE)
         self._cache: dict[str, tuple[float, PosixIdentity]] = {}
         self._connection: ldap3.Connection | None = None
         self._lock = threading.Lock()
@@ -61,10 +81,15 @@ class LdapDirectory:
                 self._server,
                 user=s.bind_dn or None,
                 password=s.bind_password or None,
-                auto_bind=True,
+                auto_bind=ldap3.AUTO_BIND_TLS_BEFORE_BIND if s.tls == "before_bind" else ldap3.AUTO_BIND_NO_TLS,
                 read_only=True,
                 receive_timeout=math.ceil(s.timeout),  # ldap3 packs it as a C integer
             )
+        except LDAPBindError as e:
+            raise DirectoryMisconfigured(
+                f"The user directory ({s.url}) refused the hub's account {s.bind_dn or '(anonymous)'}: {e}. "
+                "An administrator must fix ldap_bind_dn or its password."
+            ) from None
         except LDAPException as e:
             raise DirectoryUnavailable(f"The user directory ({s.url}) cannot be reached right now: {e}. Try again in a minute.") from None
 
@@ -95,27 +120,36 @@ class LdapDirectory:
                 pass
         self._connection = None
 
+    def _entries(self, conn: ldap3.Connection, base: str, search_filter: str, attributes: list[str]) -> list[dict]:
+        """The entries a search finds; a failed search is an error, never "nothing found"."""
+        conn.search(base, search_filter, attributes=attributes)
+        code, text = conn.result.get("result", 0), conn.result.get("description", "")
+        if code in TRANSIENT_RESULTS:
+            raise DirectoryUnavailable(f"The user directory ({self.settings.url}) could not answer ({text}). Try again in a minute.")
+        if code != 0:
+            raise DirectoryMisconfigured(
+                f"Searching the user directory below {base!r} failed ({text}): an administrator must check "
+                "ldap_user_base_dn, ldap_group_base_dn and what the hub's account may read."
+            )
+        return [e.entry_attributes_as_dict for e in conn.entries]
+
     def _search(self, conn: ldap3.Connection, username: str) -> PosixIdentity:
         s = self.settings
         name = escape_filter_chars(username)
-        conn.search(s.user_base_dn, f"(&(objectClass=posixAccount)(uid={name}))", attributes=USER_ATTRIBUTES)
-        users = [e.entry_attributes_as_dict for e in conn.entries]
+        users = self._entries(conn, s.user_base_dn, f"(&(objectClass=posixAccount)(uid={name}))", USER_ATTRIBUTES)
         if not users:
             raise IdentityError(f"There is no POSIX account for {username!r} in the user directory.")
         if len(users) > 1:
             raise IdentityError(f"The user directory has {len(users)} accounts named {username!r}; ask your administrator.")
         account = identity_from_ldap(username, users[0], [])
-        conn.search(s.user_base_dn, f"(&(objectClass=posixAccount)(uidNumber={account.uid}))", attributes=["uid"])
-        sharing = sorted({str(v) for e in conn.entries for v in e.entry_attributes_as_dict.get("uid", [])} - {username})
+        owners = self._entries(conn, s.user_base_dn, f"(&(objectClass=posixAccount)(uidNumber={account.uid}))", ["uid"])
+        sharing = sorted({str(v) for e in owners for v in e.get("uid", [])} - {username})
         if sharing:
             raise IdentityError(
                 f"The uid {account.uid} of {username!r} is also the uid of {sharing}: two people would own "
                 "the same files. Ask your administrator to give each account its own uidNumber."
             )
-        conn.search(
-            s.group_base_dn,
-            f"(&(objectClass=posixGroup)(|(memberUid={name})(gidNumber={account.gid})))",
-            attributes=["cn", "gidNumber"],
+        groups = self._entries(
+            conn, s.group_base_dn, f"(&(objectClass=posixGroup)(|(memberUid={name})(gidNumber={account.gid})))", ["cn", "gidNumber"]
         )
-        groups = [e.entry_attributes_as_dict for e in conn.entries]
         return identity_from_ldap(username, users[0], groups)

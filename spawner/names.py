@@ -41,6 +41,15 @@ def validate_username(username: str) -> str:
     return username
 
 
+def is_safe_path_component(name: str) -> bool:
+    """Whether `name` (e.g. a group name from LDAP) can be one path component as it is."""
+    try:
+        validate_username(name)
+    except InvalidUsername:
+        return False
+    return True
+
+
 def _slug(text: str, limit: int) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     return _NOT_SLUG.sub("-", ascii_text).strip("-")[:limit].strip("-") or "x"

@@ -36,6 +36,15 @@ class JovialSettings(Configurable):
     ldap_bind_password_file = Unicode(
         "", config=True, help="File holding the bind DN's password, e.g. the Docker secret /run/secrets/ldap_bind_password."
     )
+    ldap_tls = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="How the hub's LDAP reads are protected: 'on_connect' (ldaps://), 'before_bind' (StartTLS "
+        "on ldap://) — both verify the server's certificate — or 'insecure' (plain ldap://, only for a "
+        "private test network: a forged answer could name another user's uid). Default: by the URL's scheme.",
+    )
+    ldap_ca_file = Unicode("", config=True, help="CA bundle to verify the LDAP server's certificate with; empty: the system's CAs.")
     ldap_timeout = Float(5.0, config=True, help="Seconds to wait for LDAP to connect or answer before the spawn fails.")
     identity_cache_ttl = Float(300.0, config=True, help="Seconds an identity read from LDAP is reused before it is read again.")
     identities = Dict(

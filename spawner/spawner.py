@@ -18,11 +18,11 @@ from traitlets import List, Unicode, default
 
 from .backends import Backend
 from .backends.swarm import SwarmBackend
-from .choices import Maxima, check_layer, choose, layered, parse_bytes, parse_profiles
+from .choices import LAYERED_KEYS, Maxima, check_layer, choose, layered, parse_bytes, parse_profiles
 from .errors import IdentityError
 from .identity import PosixIdentity, identity_from_auth_state, identity_from_mapping
 from .ldap_directory import LdapDirectory, LdapSettings
-from .names import server_object_name, validate_username
+from .names import is_safe_path_component, server_object_name, validate_username
 from .settings import JovialSettings
 from .spec import DataCollection, ResourceSpec, SiteSettings, build_server_spec
 from .storage import ensure_home, existing_directories
@@ -52,7 +52,7 @@ UNSUPPORTED_SETTINGS = {
     "pull_policy": "nothing: nodes must hold the image (see README)",
     "remove": "nothing: a stopped server's service is always removed",
 }
-LAYERED_TRAITS = ("image", "cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee", "node_labels", "generic_resources")
+START_TIMEOUT_MARGIN = 2.0  # seconds: Jovial's own deadline comes before the hub's, so its message is the one shown
 
 
 class JovialSpawner(JovialSettings, SwarmSpawner):
@@ -116,7 +116,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
 
     @property
     def directory(self) -> LdapDirectory:
-        """One directory reader (and cache) per LDAP configuration, shared by every spawner."""
+        """One directory reader (and cache, and connection) per LDAP configuration, shared by every spawner."""
         password = Path(self.ldap_bind_password_file).read_text().strip() if self.ldap_bind_password_file else ""
         settings = LdapSettings(
             url=self.ldap_url,
@@ -126,8 +126,13 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             bind_password=password,
             timeout=self.ldap_timeout,
             cache_ttl=self.identity_cache_ttl,
+            tls=self.ldap_tls or ("on_connect" if self.ldap_url.startswith("ldaps://") else "before_bind"),
+            ca_file=self.ldap_ca_file,
         )
-        return type(self)._directories.setdefault(settings, LdapDirectory(settings))
+        directories = type(self)._directories
+        if settings not in directories:
+            directories[settings] = LdapDirectory(settings)
+        return directories[settings]
 
     async def resolve_identity(self, username: str) -> PosixIdentity:
         """From the static table, else LDAP, else the authenticator's auth_state."""
@@ -161,7 +166,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             Maxima(self.max_cpu_limit, self.max_mem_limit),
             groups,
         )
-        base = await self._resolved_layer({key: getattr(self, key) for key in LAYERED_TRAITS})
+        base = await self._resolved_layer({key: getattr(self, key) for key in sorted(LAYERED_KEYS)})
         group_layers = {name: await self._resolved_layer(layer) for name, layer in self.group_settings.items()}
         user_layer = await self._resolved_layer(self.user_settings.get(identity.username, {}))
         return layered(base, group_layers, user_layer, await self._resolved_layer(choice), groups)
@@ -234,6 +239,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             self._event_added.set()
 
     async def _start(self) -> tuple[str, int]:
+        deadline = asyncio.get_running_loop().time() + self.start_timeout - START_TIMEOUT_MARGIN
         username = validate_username(self.user.name)
         identity = await self.resolve_identity(username)
         self._report(f"Found your account: {identity.username}, uid {identity.uid}, gid {identity.gid}", 10)
@@ -241,30 +247,37 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         home = site.home_source_template.format(username=username)
         created = await asyncio.to_thread(ensure_home, self.shared_fs_root, home, identity.uid, identity.gid)
         self._report(f"{'Created' if created else 'Found'} your home directory {home}", 20)
-        project_groups = await self._project_groups(identity)
         spec = build_server_spec(
             site,
             identity,
             name=self.object_name,
             server_name=self.name,
-            env={**self.get_env(), "JUPYTER_IMAGE_SPEC": site.image},
+            env={**self.get_env(), **_resource_env(site.resources), "JUPYTER_IMAGE_SPEC": site.image},
             command=[*self.cmd, *self.get_args()],
-            project_groups=project_groups,
+            project_groups=await self._project_groups(identity),
         )
         await self.backend.remove(spec.name)
-        self.object_id = await self.backend.launch(spec)
-        self._report("Asked the cluster for your server", 30)
         try:
-            return await self.backend.wait_running(spec, self._report, timeout=self.start_timeout)
+            self.object_id = await self.backend.launch(spec)
+            self._report("Asked the cluster for your server", 30)
+            remaining = deadline - asyncio.get_running_loop().time()
+            return await self.backend.wait_running(spec, self._report, timeout=remaining)
         except BaseException:
-            await asyncio.shield(self._remove())
+            await asyncio.shield(self._remove_after_failure())
             raise
+
+    async def _remove_after_failure(self) -> None:
+        """Remove what a failed start made; a problem doing so is logged, not raised over the user's error."""
+        try:
+            await self._remove()
+        except Exception:
+            self.log.exception("Could not remove the objects of %s's failed start: %s", self._log_name, self.object_name)
 
     async def _project_groups(self, identity: PosixIdentity) -> list[str]:
         """The user's groups whose project directory exists on the shared filesystem."""
         if not self.project_path_template:
             return []
-        paths = {self.project_path_template.format(group=g.name): g.name for g in identity.groups}
+        paths = {self.project_path_template.format(group=g.name): g.name for g in identity.groups if is_safe_path_component(g.name)}
         found = await asyncio.to_thread(existing_directories, self.shared_fs_root, list(paths))
         return [paths[p] for p in found]
 
@@ -292,6 +305,13 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
 
     async def stop(self, now: bool = False) -> None:
         await self._remove()
+
+
+def _resource_env(resources: ResourceSpec) -> dict[str, str]:
+    """The limits the server was really given (JupyterHub's get_env has the base settings' only)."""
+    named = {"CPU_LIMIT": resources.cpu_limit, "CPU_GUARANTEE": resources.cpu_reservation,
+             "MEM_LIMIT": resources.mem_limit, "MEM_GUARANTEE": resources.mem_reservation}
+    return {key: str(value) for key, value in named.items() if value is not None}
 
 
 def _select(name: str, label: str, choices: list[tuple[str, str]]) -> str:

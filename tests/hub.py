@@ -90,9 +90,16 @@ class HubUser:
         while self.model()["servers"].get("") and time.monotonic() < deadline:
             time.sleep(0.5)
 
+    def server_answers(self) -> bool:
+        """Whether the user's server answers through the proxy right now."""
+        try:
+            return self.server_get("api/status", timeout=5).status_code == 200
+        except requests.RequestException:
+            return False
+
     def server_get(self, path: str, **kwargs) -> requests.Response:
         """A request to the user's own server, through the proxy."""
-        return self.api.get(f"{HUB_URL}/user/{self.name}/{path}", timeout=30, **kwargs)
+        return self.api.get(f"{HUB_URL}/user/{self.name}/{path}", **{"timeout": 30, **kwargs})
 
 
 def remove_servers_of(*usernames: str) -> None:

@@ -71,8 +71,26 @@ def _launch(conf: Path, url: str, port: int) -> subprocess.Popen:
     raise RuntimeError("slapd did not start listening within 10 s")
 
 
-def start_slapd(port: int | None = None) -> Slapd:
-    """Start slapd with the demo directory; the caller stops it (and removes `workdir`)."""
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 signed by it (openssl)."""
+    paths = {name: directory / f"{name}.pem" for name in ("ca", "ca-key", "server", "server-key")}
+    run = lambda *args: subprocess.run(args, check=True, capture_output=True)  # noqa: E731
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Jovial test CA",
+        "-keyout", str(paths["ca-key"]), "-out", str(paths["ca"]))
+    csr = directory / "server.csr"
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", str(paths["server-key"]), "-out", str(csr))
+    extensions = directory / "san.cnf"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(paths["ca"]), "-CAkey", str(paths["ca-key"]),
+        "-CAcreateserial", "-days", "1", "-extfile", str(extensions), "-out", str(paths["server"]))
+    return paths
+
+
+def start_slapd(port: int | None = None, with_tls: bool = False) -> Slapd:
+    """Start slapd with the demo directory; the caller stops it (and removes `workdir`).
+
+    `with_tls`: also offer StartTLS, with a certificate from a throw-away CA (`workdir`/ca.pem)."""
     if shutil.which("slapd") is None and not Path("/usr/sbin/slapd").exists():
         raise RuntimeError("slapd is not installed: run the README's test command, which installs it")
     workdir = Path(tempfile.mkdtemp(prefix="jovial-slapd-"))
@@ -81,9 +99,12 @@ def start_slapd(port: int | None = None) -> Slapd:
     run.mkdir()
     passwords = {"root": "root-secret", "hub": "hub-secret", "demo": "demo-secret"}
     conf = workdir / "slapd.conf"
-    conf.write_text(
-        _render("slapd.conf.in", {"SUFFIX": SUFFIX, "ROOTPW_HASH": _hash(passwords["root"]), "DATA_DIR": str(data), "RUN_DIR": str(run)})
-    )
+    tls_lines = ""
+    if with_tls:
+        certs = make_certificates(workdir)
+        tls_lines = f"TLSCACertificateFile {certs['ca']}\nTLSCertificateFile {certs['server']}\nTLSCertificateKeyFile {certs['server-key']}\n"
+    rendered = _render("slapd.conf.in", {"SUFFIX": SUFFIX, "ROOTPW_HASH": _hash(passwords["root"]), "DATA_DIR": str(data), "RUN_DIR": str(run)})
+    conf.write_text(tls_lines + rendered)
     ldif = workdir / "demo.ldif"
     ldif.write_text(
         _render(

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import docker
 import pytest
-import requests
 
 from jovial.backends.swarm import SwarmBackend
 from jovial.identity import identity_from_ldap
@@ -30,7 +29,7 @@ from jovial.names import server_object_name
 from jovial.spec import ResourceSpec, ServerSpec, SiteSettings, build_server_spec
 from jovial.storage import ensure_home
 from tests.docker_counter import DockerCounter
-from tests.hub import FS_ROOT, HUB_URL, HubUser, remove_servers_of
+from tests.hub import FS_ROOT, HubUser, remove_servers_of
 
 pytestmark = pytest.mark.swarm
 
@@ -228,13 +227,6 @@ def running_address(client: docker.DockerClient, service: str) -> tuple[str, str
     return None
 
 
-def answers_through_the_proxy(user: HubUser) -> bool:
-    try:
-        return user.api.get(f"{HUB_URL}/user/{user.name}/api/status", timeout=5).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 def test_the_hubs_route_follows_a_server_that_swarm_restarted_at_a_new_address() -> None:
     """Killed, the server is restarted by Swarm at a new address; the hub's next poll (every 30 s)
     moves the route there. Without it the proxy would keep sending alice to the old address."""
@@ -245,7 +237,7 @@ def test_the_hubs_route_follows_a_server_that_swarm_restarted_at_a_new_address()
         user.start()
         user.wait_ready()
         old_task, old_address = running_address(client, "jupyter-alice")
-        assert answers_through_the_proxy(user)
+        assert user.server_answers()
         since = int(time.time())
         client.containers.list(filters={"label": "jovial.user=alice"})[0].kill()
         deadline = time.monotonic() + 60
@@ -254,7 +246,7 @@ def test_the_hubs_route_follows_a_server_that_swarm_restarted_at_a_new_address()
             time.sleep(0.5)
         assert new[1] != old_address
         deadline = time.monotonic() + 90
-        while not answers_through_the_proxy(user):
+        while not user.server_answers():
             assert time.monotonic() < deadline, "the route did not follow the server to its new address"
             time.sleep(1)
         hub_log = b"".join(client.services.get("jovial_hub").logs(since=since, stdout=True, stderr=True)).decode()

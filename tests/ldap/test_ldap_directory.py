@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import ldap3
 import pytest
 
-from jovial.errors import IdentityError
+from jovial.errors import DirectoryMisconfigured, DirectoryUnavailable, IdentityError
 from jovial.identity import PosixGroup
 from jovial.ldap_directory import LdapDirectory, LdapSettings
 from tests.slapd import SUFFIX, Slapd, start_slapd
@@ -52,6 +52,7 @@ def directory(server: Slapd, **changes: object) -> LdapDirectory:
         bind_dn=server.hub_dn,
         bind_password=server.hub_password,
         timeout=2.0,
+        tls="insecure",  # the test slapd speaks plain LDAP on loopback
     )
     return LdapDirectory(LdapSettings(**{**settings, **changes}))
 
@@ -84,9 +85,31 @@ async def test_bad_entries_are_refused_with_the_reason(slapd: Slapd, username: s
         await directory(slapd).lookup(username)
 
 
-async def test_wrong_bind_password_is_a_clear_error(slapd: Slapd) -> None:
-    with pytest.raises(IdentityError, match="cannot be reached right now"):
+async def test_wrong_bind_password_is_the_operators_to_fix(slapd: Slapd) -> None:
+    with pytest.raises(DirectoryMisconfigured, match="refused the hub's account cn=hub,ou=services.*must fix ldap_bind_dn"):
         await directory(slapd, bind_password="wrong").lookup("alice")
+
+
+async def test_a_wrong_base_dn_is_an_error_not_an_empty_result(slapd: Slapd) -> None:
+    with pytest.raises(DirectoryMisconfigured, match="below 'ou=nogroups,dc=jovial,dc=test' failed \\(noSuchObject\\)"):
+        await directory(slapd, group_base_dn="ou=nogroups,dc=jovial,dc=test").lookup("alice")
+
+
+@pytest.mark.parametrize(
+    ("url", "tls", "complaint"),
+    [
+        ("ldap://x", "on_connect", "needs an ldaps:// URL"),
+        ("ldaps://x", "insecure", "needs an ldap:// URL"),
+        ("ldap://x", "maybe", "must be one of"),
+    ],
+)
+def test_tls_settings_that_do_not_fit_the_url_are_refused(url: str, tls: str, complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        LdapSettings(url=url, user_base_dn=SUFFIX, group_base_dn=SUFFIX, tls=tls)
+
+
+def test_the_bind_password_is_not_in_reprs() -> None:
+    assert "s3cret" not in repr(LdapSettings(url="ldaps://x", user_base_dn="", group_base_dn="", bind_password="s3cret"))
 
 
 async def test_directory_down_fails_fast_and_clearly() -> None:
@@ -96,7 +119,7 @@ async def test_directory_down_fails_fast_and_clearly() -> None:
     shutil.rmtree(server.workdir, ignore_errors=True)
     started = time.monotonic()
     with pytest.raises(IdentityError, match="cannot be reached right now"):
-        await LdapDirectory(LdapSettings(url=url, user_base_dn=SUFFIX, group_base_dn=SUFFIX, timeout=2.0)).lookup("alice")
+        await LdapDirectory(LdapSettings(url=url, user_base_dn=SUFFIX, group_base_dn=SUFFIX, timeout=2.0, tls="insecure")).lookup("alice")
     assert time.monotonic() - started < 10  # a sanity bound on a refused connection, not a benchmark
 
 
@@ -127,6 +150,18 @@ async def test_one_connection_is_reused_and_reopened_after_an_ldap_restart() -> 
         server.restart()
         assert (await reader.lookup("carol")).uid == 10003  # the dropped connection was replaced
         assert reader._connection is not first
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+async def test_starttls_verifies_the_servers_certificate() -> None:
+    server = start_slapd(with_tls=True)
+    try:
+        trusted = directory(server, tls="before_bind", ca_file=str(server.workdir / "ca.pem"))
+        assert (await trusted.lookup("alice")).uid == 10001
+        with pytest.raises(DirectoryUnavailable, match="cannot be reached right now.*certificate verify failed"):
+            await directory(server, tls="before_bind").lookup("alice")  # signed by a CA the system does not trust
     finally:
         server.stop()
         shutil.rmtree(server.workdir, ignore_errors=True)

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jovial.errors import InvalidUsername
-from jovial.names import MAX_OBJECT_NAME_LENGTH, server_object_name, validate_username
+from jovial.names import MAX_OBJECT_NAME_LENGTH, is_safe_path_component, server_object_name, validate_username
 
 DNS_LABEL = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
 
@@ -74,3 +74,8 @@ def test_distinct_users_and_servers_get_distinct_names(a: tuple[str, str], b: tu
 
 def test_case_variants_do_not_collide() -> None:
     assert len({server_object_name(n) for n in ["alice", "Alice", "ALICE", "alice."]}) == 4
+
+
+@pytest.mark.parametrize(("name", "safe"), [("astro", True), ("Gaia DR3", False), ("../home/bob", False), ("..", False), ("a/b", False)])
+def test_group_names_that_could_leave_their_directory_are_not_path_components(name: str, safe: bool) -> None:
+    assert is_safe_path_component(name) is safe

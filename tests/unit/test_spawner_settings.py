@@ -88,3 +88,22 @@ async def test_the_form_offers_the_users_profiles_and_the_images() -> None:
 
 async def test_no_choices_means_no_form() -> None:
     assert await make_spawner(identities=ALICE).get_options_form() == ""
+
+
+async def test_a_group_name_that_would_leave_the_projects_directory_is_not_mounted(tmp_path) -> None:
+    (tmp_path / "projects" / "astro").mkdir(parents=True)
+    (tmp_path / "home" / "bob").mkdir(parents=True)
+    groups = {"astro": 20001, "../home/bob": 20009}
+    spawner = make_spawner(
+        identities={"alice": {"uid": 10001, "gid": 10001, "groups": groups}},
+        shared_fs_root=str(tmp_path),
+        project_path_template=f"{tmp_path}/projects/{{group}}",
+    )
+    assert await spawner._project_groups(await spawner.resolve_identity("alice")) == ["astro"]
+
+
+def test_the_server_is_told_the_limits_it_really_got() -> None:
+    from jovial.spawner import _resource_env
+    from jovial.spec import ResourceSpec
+
+    assert _resource_env(ResourceSpec(cpu_limit=4.0, mem_limit=8 * 2**30)) == {"CPU_LIMIT": "4.0", "MEM_LIMIT": str(8 * 2**30)}

@@ -1,6 +1,6 @@
 """Reading Swarm task lists: the step to show, the address, and failures explained in words."""
 
-from jovial.backends.swarm.tasks import task_address, view_tasks
+from jovial.backends.swarm.tasks import newest, server_status, task_address, view_tasks
 
 NODES = {"n1": "node-one"}
 
@@ -52,3 +52,16 @@ def test_an_earlier_failed_task_fails_the_start_even_when_a_retry_is_pending() -
 
 def test_a_task_that_completed_while_starting_is_a_failure() -> None:
     assert view(task("complete")).failure
+
+
+def test_a_stale_task_reporting_late_does_not_hide_the_running_replacement() -> None:
+    replacement = {**task("running", index=10, address="10.0.1.9/24"), "CreatedAt": "2026-11-25T10:00:05.5Z"}
+    stale = {**task("shutdown", index=12), "DesiredState": "shutdown", "CreatedAt": "2026-11-25T10:00:00.123456789Z"}
+    status = server_status([stale, replacement], ["jovial"])
+    assert status.alive and status.address == "10.0.1.9"
+
+
+def test_creation_times_compare_whatever_their_fraction_digits() -> None:
+    late = {**task("shutdown"), "DesiredState": "shutdown", "CreatedAt": "2026-11-25T10:00:00.9Z"}
+    early = {**task("complete"), "DesiredState": "shutdown", "CreatedAt": "2026-11-25T10:00:00.10000000Z"}
+    assert newest([early, late]) is late  # .9 s is later than .1 s, though "9" is the shorter string

@@ -20,6 +20,7 @@ from .tasks import server_status, view_tasks
 from .watcher import SwarmWatcher
 
 LOG_LINES = 10
+FIRST_LIST_TIMEOUT = 30.0
 # A server counts as started once it has run this long: one that exits at start is still
 # reported, with its last output. Real servers take longer than this to answer anyway.
 RUNNING_GRACE = 1.0
@@ -45,10 +46,12 @@ class SwarmBackend:
                 made.append((await self._call("create_config", config.name, config.data, labels=config.labels))["ID"])
             ids = dict(zip((c.name for c in config_args(spec)), made))
             service = await self._call("create_service", **service_args(spec, ids))
-        except APIError as e:
+        except BaseException as e:
             for config_id in made:
-                await self._remove_quietly("remove_config", config_id)
-            raise LaunchError(f"The cluster refused to create your server: {e.explanation or e}") from None
+                await asyncio.shield(self._remove_quietly("remove_config", config_id))
+            if isinstance(e, APIError):
+                raise LaunchError(f"The cluster refused to create your server: {e.explanation or e}") from None
+            raise
         return service["ID"]
 
     async def wait_running(self, spec: ServerSpec, report: ProgressReport, timeout: float) -> tuple[str, int]:
@@ -81,7 +84,9 @@ class SwarmBackend:
         raise LaunchError(f"Your server did not start within {timeout:.0f} seconds; last step: {last_message or 'none'}.")
 
     async def status(self, name: str) -> ServerStatus:
-        snapshot = await self.watcher.current()
+        snapshot = await self.watcher.newer_than(0, FIRST_LIST_TIMEOUT)
+        if snapshot is None:  # Docker does not answer yet: never let the hub stop servers for that
+            return ServerStatus(alive=True, reason="not listed yet: the Docker API has not answered")
         service = snapshot.services.get(name)
         if service is None:
             return ServerStatus(alive=False, reason="the service is gone")

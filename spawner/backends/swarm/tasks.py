@@ -37,8 +37,21 @@ class TaskView:
     exited: bool = False
 
 
+def _created(task: Task) -> tuple[str, int]:
+    """Creation time, comparable: Docker's timestamps have a variable number of fraction digits."""
+    stamp = task.get("CreatedAt", "").rstrip("Z")
+    seconds, _, fraction = stamp.partition(".")
+    return seconds, int(fraction.ljust(9, "0")[:9] or 0)
+
+
 def newest(tasks: Sequence[Task]) -> Task | None:
-    return max(tasks, key=lambda t: (t.get("Version", {}).get("Index", 0), t.get("CreatedAt", "")), default=None)
+    """The task that speaks for the service: the newest one Swarm wants running, else the newest.
+
+    Not the highest version index: that grows on every update of a task, so an old task whose
+    node comes back (and reports it shut down) would otherwise hide the healthy replacement.
+    """
+    wanted = [t for t in tasks if t.get("DesiredState") in DESIRED_ALIVE]
+    return max(wanted or tasks, key=_created, default=None)
 
 
 def task_address(task: Task, network: str) -> str | None:
