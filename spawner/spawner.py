@@ -106,12 +106,14 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             check_layer(f"JovialSpawner group/user settings for {name!r}", layer)
         parse_profiles(self.profiles)
 
-    @property
-    def backend(self) -> Backend:
-        """One backend (and so one watcher of every server) per hub process, shared by every spawner."""
+    async def backend(self) -> Backend:
+        """One backend (and so one watcher of every server) per hub process, shared by every spawner.
+
+        Made in a worker thread: the Docker client asks the engine for its API version when created."""
         backends = type(self)._backends
         if "swarm" not in backends:
-            backends["swarm"] = SwarmBackend(self.client, self.log, self.watch_interval)
+            client = await asyncio.to_thread(lambda: self.client)
+            backends.setdefault("swarm", SwarmBackend(client, self.log, self.watch_interval))
         return backends["swarm"]
 
     @property
@@ -256,12 +258,13 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             command=[*self.cmd, *self.get_args()],
             project_groups=await self._project_groups(identity),
         )
-        await self.backend.remove(spec.name)
+        backend = await self.backend()
+        await backend.remove(spec.name)
         try:
-            self.object_id = await self.backend.launch(spec)
+            self.object_id = await backend.launch(spec)
             self._report("Asked the cluster for your server", 30)
             remaining = deadline - asyncio.get_running_loop().time()
-            return await self.backend.wait_running(spec, self._report, timeout=remaining)
+            return await backend.wait_running(spec, self._report, timeout=remaining)
         except BaseException:
             await asyncio.shield(self._remove_after_failure())
             raise
@@ -282,7 +285,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         return [paths[p] for p in found]
 
     async def _remove(self) -> None:
-        await self.backend.remove(self.object_name)
+        await (await self.backend()).remove(self.object_name)
         self.object_id = ""
 
     async def poll(self) -> int | str | None:
@@ -290,7 +293,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         orchestrator moved to a new address gets its hub route moved along."""
         if not self.object_id:
             return 0
-        status = await self.backend.status(self.object_name)
+        status = await (await self.backend()).status(self.object_name)
         if not status.alive:
             return status.reason or 0
         if self.ready and status.address and status.address != self.server.ip:
