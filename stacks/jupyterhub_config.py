@@ -4,6 +4,7 @@ Site choices come from the hub service's environment (see docker-stack.yml and t
 "Configure a real site"); secrets only ever from Docker secrets under /run/secrets.
 """
 
+import logging
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -29,6 +30,9 @@ c.JupyterHub.hub_connect_url = "http://hub:8081"
 c.JupyterHub.db_url = "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "/run/secrets/cookie_secret"
 c.JupyterHub.cleanup_servers = False  # user servers outlive hub restarts and are found again
+# Every 30 s (default 300 s) the hub records activity and checks the proxy's routes against its own:
+# a restarted proxy (which starts with no routes) gets the users' routes back within 30 s.
+c.JupyterHub.last_activity_interval = 30
 c.ConfigurableHTTPProxy.should_start = False  # the proxy is its own stack service
 c.ConfigurableHTTPProxy.api_url = "http://proxy:8001"
 c.ConfigurableHTTPProxy.auth_token = secret("proxy_token")
@@ -41,7 +45,28 @@ c.LDAPAuthenticator.server_port = ldap_url.port or (636 if ldap_url.scheme == "l
 c.LDAPAuthenticator.tls_strategy = setting("JOVIAL_LDAP_TLS", "on_connect" if ldap_url.scheme == "ldaps" else "before_bind")
 user_base_dn = setting("JOVIAL_LDAP_USER_BASE_DN")
 c.LDAPAuthenticator.bind_dn_template = [setting("JOVIAL_LDAP_USER_DN_TEMPLATE", "uid={username}," + user_base_dn)]
-c.Authenticator.allow_all = setting("JOVIAL_ALLOW_ALL_USERS", "true") == "true"
+
+# Which of them may log in and spawn a server:
+#  - JOVIAL_LDAP_ALLOWED_GROUPS: group DNs separated by ";" (DNs contain commas), e.g.
+#    "cn=astro,ou=groups,dc=example,dc=org;cn=gaia,ou=groups,dc=example,dc=org". A user may log in
+#    when at least one of these entries, read with the user's own bind, lists them in `member` or
+#    `uniqueMember` (their DN) or `memberUid` (their name): ldapauthenticator's allowed_groups. A
+#    posixGroup that is only the user's primary group (gidNumber) does not count.
+#  - JOVIAL_ALLOW_ALL_USERS="true": everyone with an account in the directory (the dev overlay's
+#    demo users). Default "false".
+# Neither: the hub starts, but JupyterHub lets nobody in.
+allowed_groups = [dn.strip() for dn in setting("JOVIAL_LDAP_ALLOWED_GROUPS", "").split(";") if dn.strip()]
+allow_all = setting("JOVIAL_ALLOW_ALL_USERS", "false").strip().lower()
+if allow_all not in ("true", "false"):
+    raise SystemExit(f"Jovial hub: JOVIAL_ALLOW_ALL_USERS must be true or false, not {allow_all!r}.")
+c.LDAPAuthenticator.allowed_groups = allowed_groups
+c.Authenticator.allow_all = allow_all == "true"
+if not allowed_groups and allow_all != "true":
+    logging.getLogger("JupyterHub").warning(
+        "Jovial: neither JOVIAL_LDAP_ALLOWED_GROUPS nor JOVIAL_ALLOW_ALL_USERS=true is set: nobody may log in. "
+        "Set JOVIAL_LDAP_ALLOWED_GROUPS to the DNs of the groups whose members may use the hub "
+        "(see the README, \"Configure a real site\") and deploy the stack again."
+    )
 
 # --- how their servers run: Jovial -------------------------------------------------------------------
 fs_root = setting("JOVIAL_FS_ROOT")
@@ -63,4 +88,4 @@ c.JovialSpawner.profiles = [
     {"name": "small", "display_name": "Small: 1 core, 2 GB"},
     {"name": "large", "display_name": "Large: 2 cores, 4 GB", "cpu_limit": 2, "mem_limit": "4G"},
 ]
-c.JovialSpawner.start_timeout = int(setting("JOVIAL_START_TIMEOUT", "120"))
+c.JovialSpawner.start_timeout = int(setting("JOVIAL_START_TIMEOUT", "120"))  # seconds a spawn may take

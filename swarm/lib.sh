@@ -23,9 +23,11 @@ apt_install() {
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || die "need root to install: ${missing[*]}"
     say "installing ${missing[*]} from Debian's packages"
-    if [ ! -f /var/lib/jovial/.apt-updated ] || [ -n "$(find /var/lib/jovial/.apt-updated -mmin +720 2>/dev/null)" ]; then
+    # Refresh the package lists at most every 12 hours (marker file in the state directory).
+    local marker="$JOVIAL_STATE_DIR/.apt-updated"
+    if [ ! -f "$marker" ] || [ -n "$(find "$marker" -mmin +720 2>/dev/null)" ]; then
         apt-get update -qq || die "apt-get update failed"
-        mkdir -p /var/lib/jovial && touch /var/lib/jovial/.apt-updated
+        mkdir -p "$JOVIAL_STATE_DIR" && touch "$marker"
     fi
     echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
@@ -35,8 +37,12 @@ apt_install() {
 ensure_engine() {
     # A Docker engine that answers: use the one running, else install Debian's and start it.
     if timeout 10 docker info >/dev/null 2>&1; then return 0; fi
-    command -v dockerd >/dev/null 2>&1 || apt_install docker.io
-    command -v docker >/dev/null 2>&1 || die "no docker client after installing docker.io"
+    if ! command -v dockerd >/dev/null 2>&1; then
+        apt_install docker.io
+        command -v docker >/dev/null 2>&1 || die "no docker client after installing docker.io"
+        # On a systemd host the package starts its own dockerd: use that one, never a second.
+        if timeout 10 docker info >/dev/null 2>&1; then return 0; fi
+    fi
     say "starting dockerd (log: $DOCKERD_LOG)"
     # DOCKER_SERVICE_PREFER_OFFLINE_IMAGE: do not ask a registry for images that are already here.
     DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1 setsid dockerd >"$DOCKERD_LOG" 2>&1 < /dev/null &
@@ -67,12 +73,31 @@ ensure_swarm() {
 ensure_secret() {
     # ensure_secret NAME: a Docker secret NAME holding random hex, kept (0600) under $JOVIAL_STATE_DIR/secrets
     # so that the up command can print the demo login and the tests can read it. Never in the repo.
-    local name=$1 file="$JOVIAL_STATE_DIR/secrets/$1"
+    local name=$1 file="$JOVIAL_STATE_DIR/secrets/$1" users
     install -d -m 0700 "$JOVIAL_STATE_DIR/secrets"
+    if [ ! -s "$file" ] && docker secret inspect "$name" >/dev/null 2>&1; then
+        # The secret is in the swarm but its local copy is gone (state directory deleted or moved).
+        # Docker never reveals a secret's value, so the copy cannot be restored: replace the secret
+        # with a new one, which Docker only allows while no service uses it.
+        users=$(secret_users "$name")
+        [ -z "$users" ] || die "secret $name exists but its copy $file is gone, and services use it (${users% }): run swarm/down first (it removes them and the secret), then swarm/up"
+        say "secret $name has no local copy in $file: replacing it with a new one"
+        docker secret rm "$name" >/dev/null || die "could not remove secret $name (in use? run swarm/down first)"
+    fi
     [ -s "$file" ] || (umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' > "$file")
     if ! docker secret inspect "$name" >/dev/null 2>&1; then
         docker secret create --label jovial.managed=true "$name" "$file" >/dev/null || die "could not create secret $name"
     fi
+}
+
+secret_users() {
+    # secret_users NAME: the services that use the Docker secret NAME, space-separated (none: empty).
+    local svc used
+    for svc in $(docker service ls --format '{{.Name}}'); do
+        used=$(docker service inspect -f '{{range .Spec.TaskTemplate.ContainerSpec.Secrets}}{{println .SecretName}}{{end}}' "$svc" 2>/dev/null) || continue
+        if grep -qxF "$1" <<<"$used"; then printf '%s ' "$svc"; fi
+    done
+    return 0
 }
 
 image_id() {
@@ -100,13 +125,17 @@ PY
 wait_for_rollout() {
     # wait_for_rollout SERVICE...: until each service runs a task of its current spec (image,
     # configs, env, mounts): `docker stack deploy` returns before updated tasks replace the old ones.
-    local svc fields want deadline=$((SECONDS + 180))
+    local svc fields want states deadline=$((SECONDS + 180))
     fields='{{.Image}} {{json .Configs}} {{json .Env}} {{json .Mounts}} {{json .Secrets}}'
     for svc in "$@"; do
         want=$(docker service inspect -f "{{with .Spec.TaskTemplate.ContainerSpec}}$fields{{end}}" "$svc")
-        until docker service ps -q --filter desired-state=running "$svc" \
-                | xargs -r docker inspect -f "{{.Status.State}} {{with .Spec.ContainerSpec}}$fields{{end}}" \
-                | grep -qxF "running $want"; do
+        while :; do
+            # The tasks' states first, then grep: in `… | grep -q` under pipefail, grep leaving at
+            # the first match can fail the writers with SIGPIPE. A task may vanish between the two
+            # docker calls (an error, ignored: the next round sees the new list).
+            states=$(docker service ps -q --filter desired-state=running "$svc" \
+                | xargs -r docker inspect -f "{{.Status.State}} {{with .Spec.ContainerSpec}}$fields{{end}}" 2>/dev/null) || true
+            grep -qxF "running $want" <<<"$states" && break
             [ $SECONDS -lt $deadline ] || die "$svc did not roll out within 180 s (docker service ps $svc --no-trunc)"
             sleep 0.5
         done

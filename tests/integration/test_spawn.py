@@ -79,10 +79,28 @@ def test_a_notebook_saved_through_the_proxy_lands_on_the_host_owned_by_alice(ali
 
 
 def test_the_server_refuses_requests_without_alices_token(alice: HubUser) -> None:
+    from urllib.parse import urlsplit
+
     import requests
 
-    reply = requests.get(f"{HUB_URL}/user/alice/api/contents", allow_redirects=False, timeout=30)
-    assert reply.status_code in (302, 403)
+    url = f"{HUB_URL}/user/alice/api/contents"
+    # Control: with her token the same request reaches her running server and lists her home, so the
+    # refusals below are her server's (the hub, finding no server, would redirect to /hub/user/alice/).
+    own = alice.api.get(url, allow_redirects=False, timeout=30)
+    assert own.status_code == 200 and own.json()["type"] == "directory", (own.status_code, own.text)
+
+    # No credentials: refused, or sent to log in at the hub (its login page or OAuth authorization).
+    anonymous = requests.get(url, allow_redirects=False, timeout=30)
+    if anonymous.status_code != 403:
+        assert anonymous.status_code in (302, 303), (anonymous.status_code, anonymous.text)
+        location = urlsplit(anonymous.headers["Location"])
+        assert location.path in ("/hub/login", "/hub/api/oauth2/authorize"), anonymous.headers["Location"]
+
+    # Another user's valid token: refused, and none of her data in the answer.
+    bob = HubUser("bob")
+    other = bob.api.get(url, allow_redirects=False, timeout=30)
+    assert other.status_code in (403, 404), (other.status_code, other.text)
+    assert not any(item["name"] in other.text for item in own.json()["content"]), other.text
 
 
 def test_stopping_removes_the_service_its_configs_and_container(docker_client: docker.DockerClient) -> None:
