@@ -15,11 +15,12 @@ from typing import Any, ClassVar
 
 from dockerspawner import SwarmSpawner
 from traitlets import List, Unicode, default
+from traitlets.config import Config
 
 from .backends import Backend
 from .backends.swarm import SwarmBackend
 from .choices import LAYERED_KEYS, Maxima, check_layer, choose, layered, parse_bytes, parse_profiles
-from .errors import IdentityError
+from .errors import IdentityError, OptionsError
 from .identity import PosixIdentity, identity_from_auth_state, identity_from_mapping
 from .ldap_directory import LdapDirectory, LdapSettings
 from .names import is_safe_path_component, server_object_name, validate_username
@@ -89,22 +90,30 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._refuse_unsupported_settings()
+        self.check_config(self.config)
         self._events: list[dict[str, Any]] = []
         self._event_added = asyncio.Event()
         self._starting = False
 
-    def _refuse_unsupported_settings(self) -> None:
-        sections = [s for s in ("DockerSpawner", "SwarmSpawner", "JovialSpawner") if s in self.config]
-        found = {f"{s}.{k}": UNSUPPORTED_SETTINGS[k] for s in sections for k in self.config[s] if k in UNSUPPORTED_SETTINGS}
-        if self.allowed_images == "*":
+    @classmethod
+    def check_config(cls, config: Config) -> None:
+        """Refuse settings Jovial cannot honour, and malformed profiles or group/user settings.
+
+        Called by every spawner as it is made, and by the hub's config file at the end, so that
+        the hub refuses to start with them (see stacks/jupyterhub_config.py)."""
+        sections = [k.__name__ for k in reversed(cls.mro()) if k.__name__ in config]  # subclasses last: they win
+        found = {f"{s}.{k}": UNSUPPORTED_SETTINGS[k] for s in sections for k in config[s] if k in UNSUPPORTED_SETTINGS}
+        merged: dict[str, Any] = {}
+        for section in sections:
+            merged.update(config[section])
+        if merged.get("allowed_images") == "*":
             found["allowed_images = '*'"] = "a list or dict of the images users may choose"
         if found:
             lines = "; ".join(f"{name} (use {instead})" for name, instead in sorted(found.items()))
             raise ValueError(f"JovialSpawner cannot honour these settings on Swarm: {lines}")
-        for name, layer in {**self.group_settings, **self.user_settings}.items():
+        for name, layer in {**merged.get("group_settings", {}), **merged.get("user_settings", {})}.items():
             check_layer(f"JovialSpawner group/user settings for {name!r}", layer)
-        parse_profiles(self.profiles)
+        parse_profiles(merged.get("profiles", []))
 
     async def backend(self) -> Backend:
         """One backend (and so one watcher of every server) per hub process, shared by every spawner.
@@ -164,7 +173,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         choice = choose(
             self.user_options,
             parse_profiles(self.profiles),
-            self._get_allowed_images() or {},
+            self._offered_images(),
             Maxima(self.max_cpu_limit, self.max_mem_limit),
             groups,
         )
@@ -172,6 +181,13 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         group_layers = {name: await self._resolved_layer(layer) for name, layer in self.group_settings.items()}
         user_layer = await self._resolved_layer(self.user_settings.get(identity.username, {}))
         return layered(base, group_layers, user_layer, await self._resolved_layer(choice), groups)
+
+    def _offered_images(self) -> dict[str, str]:
+        """allowed_images as a dict (a callable may have returned '*', which Jovial refuses)."""
+        images = self._get_allowed_images() or {}
+        if not isinstance(images, dict):
+            raise OptionsError("This hub's allowed_images is '*'; Jovial only runs images the site lists. Tell an administrator.")
+        return images
 
     def site_settings(self, chosen: dict[str, Any]) -> SiteSettings:
         def size(value: Any) -> int | None:
@@ -205,7 +221,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         identity = await self.resolve_identity(validate_username(self.user.name))
         groups = {g.name for g in identity.groups}
         profiles = [p for p in parse_profiles(self.profiles) if p.allows(groups)]
-        images = list(self._get_allowed_images() or {})
+        images = list(self._offered_images())
         parts = []
         if len(profiles) > 1:
             parts.append(_select("profile", "Size", [(p.name, p.display_name) for p in profiles]))

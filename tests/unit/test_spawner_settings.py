@@ -39,6 +39,25 @@ def test_settings_swarm_cannot_honour_are_refused_by_name(key: str, value: objec
         make_spawner(**{key: value})
 
 
+def test_the_hub_config_check_refuses_before_any_spawner_exists() -> None:
+    config = Config()
+    config.JovialSpawner.extra_task_spec = {"restart_policy": None}
+    config.JovialSpawner.profiles = [{"name": "x"}]
+    with pytest.raises(ValueError, match="JovialSpawner.extra_task_spec"):
+        JovialSpawner.check_config(config)
+    bad_profile = Config()
+    bad_profile.JovialSpawner.profiles = [{"name": "x", "gpus": 1}]
+    with pytest.raises(ValueError, match="unknown setting\\(s\\) \\['gpus'\\]"):
+        JovialSpawner.check_config(bad_profile)
+    JovialSpawner.check_config(Config())  # nothing set: fine
+
+
+async def test_a_callable_allowed_images_returning_star_is_refused_at_spawn() -> None:
+    spawner = make_spawner({"image": "anything"}, identities=ALICE, allowed_images=lambda spawner: "*")
+    with pytest.raises(OptionsError, match="allowed_images is '\\*'"):
+        await spawner.server_settings(await spawner.resolve_identity("alice"))
+
+
 def test_unknown_keys_in_group_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown setting\\(s\\) \\['privileged'\\]"):
         make_spawner(group_settings={"astro": {"privileged": True}})
