@@ -74,6 +74,7 @@ c.JupyterHub.spawner_class = "jovial"
 c.JovialSpawner.image = setting("JOVIAL_SINGLEUSER_IMAGE")
 c.JovialSpawner.network_name = setting("JOVIAL_NETWORK", "jovial")
 c.JovialSpawner.ldap_url = setting("JOVIAL_LDAP_URL")
+c.JovialSpawner.ldap_tls = c.LDAPAuthenticator.tls_strategy  # same names, same meaning
 c.JovialSpawner.ldap_user_base_dn = user_base_dn
 c.JovialSpawner.ldap_group_base_dn = setting("JOVIAL_LDAP_GROUP_BASE_DN")
 c.JovialSpawner.ldap_bind_dn = setting("JOVIAL_LDAP_BIND_DN", "")
@@ -89,3 +90,9 @@ c.JovialSpawner.profiles = [
     {"name": "large", "display_name": "Large: 2 cores, 4 GB", "cpu_limit": 2, "mem_limit": "4G"},
 ]
 c.JovialSpawner.start_timeout = int(setting("JOVIAL_START_TIMEOUT", "120"))  # seconds a spawn may take
+
+# Refuse, at hub start, settings Jovial cannot honour on Swarm (and malformed profiles or
+# group/user settings), naming each; keep this line last.
+from jovial.spawner import JovialSpawner  # noqa: E402
+
+JovialSpawner.check_config(c)
