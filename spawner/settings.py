@@ -6,7 +6,7 @@ or async, resolved at spawn time.
 """
 
 from jupyterhub.traitlets import ByteSpecification, Callable
-from traitlets import Dict, Float, List, Unicode, Union
+from traitlets import Bool, Dict, Float, List, Unicode, Union
 from traitlets.config import Configurable
 
 
@@ -126,6 +126,15 @@ class JovialSettings(Configurable):
     )
     max_mem_limit = ByteSpecification(
         None, allow_none=True, config=True, help="Most memory a user may ask for with the mem_limit option. None: the option is refused."
+    )
+
+    check_server_port = Bool(
+        True,
+        config=True,
+        help="Wait, from the hub, until a new server's port accepts connections before its start counts "
+        "as done: a server that dies before it answers fails the spawn at once, with its last output. "
+        "Needs the hub on the servers' network (as in docker-stack.yml); False: a server counts as "
+        "started once it has run for 1 s.",
     )
 
     # --- the watcher -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from traitlets import List, Unicode, default
 from traitlets.config import Config
 
 from .backends import Backend
+from .backends.probe import port_answers
 from .backends.swarm import SwarmBackend
 from .choices import LAYERED_KEYS, Maxima, check_layer, choose, layered, parse_bytes, parse_profiles
 from .errors import IdentityError, OptionsError
@@ -122,7 +123,8 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         backends = type(self)._backends
         if "swarm" not in backends:
             client = await asyncio.to_thread(lambda: self.client)
-            backends.setdefault("swarm", SwarmBackend(client, self.log, self.watch_interval))
+            probe = port_answers if self.check_server_port else None
+            backends.setdefault("swarm", SwarmBackend(client, self.log, self.watch_interval, probe))
         return backends["swarm"]
 
     @property

@@ -15,14 +15,15 @@ from docker.errors import APIError, NotFound
 from ...errors import LaunchError
 from ...spec import OBJECT_LABEL, ServerSpec
 from .. import ProgressReport, ServerStatus
+from ..probe import Probe
 from .builder import config_args, service_args
 from .tasks import server_status, view_tasks
 from .watcher import SwarmWatcher
 
 LOG_LINES = 10
 FIRST_LIST_TIMEOUT = 30.0
-# A server counts as started once it has run this long: one that exits at start is still
-# reported, with its last output. Real servers take longer than this to answer anyway.
+# Without a probe (the caller is not on the servers' network), a server counts as started once
+# it has run this long: one that exits at once is still reported, with its last output.
 RUNNING_GRACE = 1.0
 
 
@@ -30,11 +31,16 @@ class SwarmBackend:
     """Runs each user server as one Docker Swarm service (plus its passwd/group configs).
 
     `relist_interval`: seconds between the watcher's relists while no spawn is waiting.
+    `probe`: how to tell that a running server answers (a hub on the servers' network passes
+    `port_answers`); without one, a server counts as started after RUNNING_GRACE seconds of running.
     """
 
-    def __init__(self, client: docker.APIClient, log: logging.Logger, relist_interval: float = 5.0) -> None:
+    def __init__(
+        self, client: docker.APIClient, log: logging.Logger, relist_interval: float = 5.0, probe: Probe | None = None
+    ) -> None:
         self.client = client
         self.watcher = SwarmWatcher(client, log, relist_interval)
+        self._probe = probe
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(getattr(self.client, method), *args, **kwargs)
@@ -77,8 +83,13 @@ class SwarmBackend:
                     last_message = view.message
                 if not view.address:
                     running_since = None
-                elif running_since is None:
+                    continue
+                if running_since is None:
                     running_since = snapshot.began
+                if self._probe is not None:
+                    if await self._probe(view.address, spec.port):
+                        report("Your server answers", 95)
+                        return view.address, spec.port
                 elif snapshot.began - running_since >= RUNNING_GRACE:
                     return view.address, spec.port
         raise LaunchError(f"Your server did not start within {timeout:.0f} seconds; last step: {last_message or 'none'}.")

@@ -1,0 +1,25 @@
+"""Does a server answer yet? A TCP connect to its address, for a hub on the servers' own network.
+
+The single-user server opens its port only once it is ready to serve, so a successful connect
+means the hub's own HTTP check passes at its first try; a server that dies before it answers
+is noticed as it dies, with its last output, instead of after the hub's HTTP timeout.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+Probe = Callable[[str, int], Awaitable[bool]]
+
+
+async def port_answers(ip: str, port: int, timeout: float = 0.5) -> bool:
+    """True if something accepts a TCP connection on ip:port within `timeout` seconds."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout)
+    except (OSError, asyncio.TimeoutError):
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
