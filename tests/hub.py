@@ -62,16 +62,21 @@ class HubUser:
             deadline = time.monotonic() + 30
             while not (self.model()["servers"].get("") or request.done()) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            messages = []
-            with self.api.get(f"{HUB_URL}/hub/api/users/{self.name}/server/progress", stream=True, timeout=180) as stream:
-                for line in stream.iter_lines(decode_unicode=True):
-                    if line.startswith("data:"):
-                        event = json.loads(line[5:])
-                        messages.append(event.get("message", ""))
-                        if event.get("ready") or event.get("failed"):
-                            break
+            messages = self.progress()
             reply = request.result()
         assert reply.status_code in (201, 202), reply.text
+        return messages
+
+    def progress(self) -> list[str]:
+        """The messages of the spawn's progress stream, up to ready or failed."""
+        messages = []
+        with self.api.get(f"{HUB_URL}/hub/api/users/{self.name}/server/progress", stream=True, timeout=180) as stream:
+            for line in stream.iter_lines(decode_unicode=True):
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    messages.append(event.get("message", ""))
+                    if event.get("ready") or event.get("failed"):
+                        break
         return messages
 
     def wait_ready(self, timeout: float = 120) -> dict:

@@ -2,7 +2,6 @@
 about a second in) fails the spawn within seconds, through the real hub, with its last output shown
 to the user; nothing is left behind, and once the config is fixed the next spawn works."""
 
-import json
 import os
 import time
 
@@ -14,18 +13,6 @@ from tests.hub import FS_ROOT, HUB_URL, HubUser, remove_servers_of, wait_for_no_
 pytestmark = pytest.mark.swarm
 BOB_UID = 10002
 FAILS_WITHIN = 30  # seconds: far below the hub's 30 s HTTP timeout + 120 s start timeout; not a benchmark
-
-
-def progress_messages(user: HubUser) -> list[str]:
-    messages = []
-    with user.api.get(f"{HUB_URL}/hub/api/users/{user.name}/server/progress", stream=True, timeout=120) as stream:
-        for line in stream.iter_lines(decode_unicode=True):
-            if line.startswith("data:"):
-                event = json.loads(line[5:])
-                messages.append(event.get("message", ""))
-                if event.get("ready") or event.get("failed"):
-                    break
-    return messages
 
 
 def test_a_server_dying_at_start_fails_the_spawn_with_its_last_words() -> None:
@@ -44,7 +31,7 @@ def test_a_server_dying_at_start_fails_the_spawn_with_its_last_words() -> None:
             os.chown(path, BOB_UID, BOB_UID)
         started = time.monotonic()
         reply = user.api.post(f"{HUB_URL}/hub/api/users/bob/server", json={}, timeout=60)
-        messages = [reply.text] if reply.status_code >= 400 else progress_messages(user)
+        messages = [reply.text] if reply.status_code >= 400 else user.progress()
         elapsed = time.monotonic() - started
         text = "\n".join(messages)
         assert "stopped right after starting (exit code 3)" in text, text
