@@ -110,8 +110,10 @@ def choose(
             value, most = _number(key, options[key], parse), getattr(maxima, key)
             if most is None:
                 raise OptionsError(f"This hub does not let users set {key}; choose a profile instead.")
-            if not 0 < value <= most:
-                raise OptionsError(f"{key} {options[key]} is over this site's maximum of {most} {unit} (or not positive).")
+            if value <= 0:
+                raise OptionsError(f"{key} must be more than 0, not {options[key]}.")
+            if value > most:
+                raise OptionsError(f"{key} {options[key]} is over this site's maximum of {most} {unit}.")
             layer[key] = value
     return layer
 

@@ -87,7 +87,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         return options_from_form
 
     _backends: ClassVar[dict[str, Backend]] = {}
-    _directories: ClassVar[dict[LdapSettings, LdapDirectory]] = {}
+    _directories: ClassVar[dict[tuple[Any, ...], LdapDirectory]] = {}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -129,23 +129,29 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
 
     @property
     def directory(self) -> LdapDirectory:
-        """One directory reader (and cache, and connection) per LDAP configuration, shared by every spawner."""
-        password = Path(self.ldap_bind_password_file).read_text().strip() if self.ldap_bind_password_file else ""
-        settings = LdapSettings(
-            url=self.ldap_url,
-            user_base_dn=self.ldap_user_base_dn,
-            group_base_dn=self.ldap_group_base_dn,
-            bind_dn=self.ldap_bind_dn,
-            bind_password=password,
-            timeout=self.ldap_timeout,
-            cache_ttl=self.identity_cache_ttl,
-            tls=self.ldap_tls or ("on_connect" if self.ldap_url.startswith("ldaps://") else "before_bind"),
-            ca_file=self.ldap_ca_file,
+        """One directory reader (and cache, and connection) per LDAP configuration, shared by every
+        spawner; the bind password file is read once, when that reader is made."""
+        key = (
+            self.ldap_url, self.ldap_user_base_dn, self.ldap_group_base_dn, self.ldap_bind_dn, self.ldap_bind_password_file,
+            self.ldap_timeout, self.identity_cache_ttl, self.ldap_tls, self.ldap_ca_file,
         )
         directories = type(self)._directories
-        if settings not in directories:
-            directories[settings] = LdapDirectory(settings)
-        return directories[settings]
+        if key not in directories:
+            password = Path(self.ldap_bind_password_file).read_text().strip() if self.ldap_bind_password_file else ""
+            directories[key] = LdapDirectory(
+                LdapSettings(
+                    url=self.ldap_url,
+                    user_base_dn=self.ldap_user_base_dn,
+                    group_base_dn=self.ldap_group_base_dn,
+                    bind_dn=self.ldap_bind_dn,
+                    bind_password=password,
+                    timeout=self.ldap_timeout,
+                    cache_ttl=self.identity_cache_ttl,
+                    tls=self.ldap_tls or ("on_connect" if self.ldap_url.startswith("ldaps://") else "before_bind"),
+                    ca_file=self.ldap_ca_file,
+                )
+            )
+        return directories[key]
 
     async def resolve_identity(self, username: str) -> PosixIdentity:
         """From the static table, else LDAP, else the authenticator's auth_state."""
@@ -277,7 +283,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             project_groups=await self._project_groups(identity),
         )
         backend = await self.backend()
-        await backend.remove(spec.name)
+        await backend.remove(spec.name)  # whatever an earlier, interrupted start may have left
         try:
             self.object_id = await backend.launch(spec)
             self._report("Asked the cluster for your server", 30)

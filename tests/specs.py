@@ -2,7 +2,6 @@
 
 import dataclasses
 import os
-from pathlib import Path
 
 import docker
 
@@ -10,7 +9,8 @@ from jovial.identity import identity_from_mapping
 from jovial.spec import ResourceSpec, ServerSpec, SiteSettings, build_server_spec
 from jovial.storage import ensure_home
 
-FS_ROOT = Path(os.environ.get("JOVIAL_FS_ROOT", "/var/lib/jovial/lustre"))
+from tests.hub import FS_ROOT
+
 TEST_USER = "jovial-test"
 TEST_UID = 19001
 
@@ -33,14 +33,20 @@ def site_settings(**changes: object) -> SiteSettings:
 
 
 def server_spec(
-    name: str, site: SiteSettings | None = None, command: tuple[str, ...] | None = None, project_groups: tuple[str, ...] = ()
+    name: str,
+    site: SiteSettings | None = None,
+    command: tuple[str, ...] | None = None,
+    project_groups: tuple[str, ...] = (),
+    username: str = TEST_USER,
+    uid: int = TEST_UID,
 ) -> ServerSpec:
-    """A spec for the test user (uid 19001) whose home exists; the default command serves HTTP on 8888."""
+    """A spec for a made-up user (by default the test user, uid 19001, in group testers) whose home
+    exists; the default command serves HTTP on 8888."""
     site = site or site_settings()
-    identity = identity_from_mapping(TEST_USER, {"uid": TEST_UID, "gid": TEST_UID, "groups": {"testers": 19002}})
-    ensure_home(str(FS_ROOT), site.home_source_template.format(username=TEST_USER), TEST_UID, TEST_UID)
+    identity = identity_from_mapping(username, {"uid": uid, "gid": uid, "groups": {"testers": 19002}})
+    ensure_home(str(FS_ROOT), site.home_source_template.format(username=username), uid, uid)
     serve = ("python3", "-m", "http.server", "8888", "--bind", "0.0.0.0")
-    labels_user = {"JUPYTERHUB_USER": TEST_USER}
     return build_server_spec(
-        site, identity, name=name, server_name="", env=labels_user, command=command or serve, project_groups=project_groups
+        site, identity, name=name, server_name="", env={"JUPYTERHUB_USER": username}, command=command or serve,
+        project_groups=project_groups,
     )

@@ -12,7 +12,7 @@ import pytest
 
 from jovial.backends.swarm import SwarmBackend
 from jovial.errors import LaunchError
-from jovial.spec import DataCollection, ServerSpec
+from jovial.spec import DataCollection, ResourceSpec, ServerSpec
 from tests.hub import wait_for_no_containers
 from tests.integration.conftest import remove_objects_named
 from tests.specs import FS_ROOT, TEST_USER, server_spec, site_settings
@@ -51,8 +51,7 @@ async def test_no_node_satisfies_the_constraints(backend: SwarmBackend) -> None:
 
 
 async def test_no_node_has_the_resources(backend: SwarmBackend) -> None:
-    site = site_settings()
-    spec = server_spec(NAME, site_settings(resources=site.resources.__class__(cpu_reservation=512.0)))
+    spec = server_spec(NAME, site_settings(resources=ResourceSpec(cpu_reservation=512.0)))
     assert "insufficient resources" in await fails_fast(backend, spec)
 
 

@@ -56,5 +56,5 @@ async def test_a_failed_start_leaves_nothing_behind(settings: dict, reason: str)
         assert spawner.object_id == ""
     finally:
         remove_objects_named(name)
-        await (await spawner.backend()).watcher.close()
+        await (await spawner.backend()).close()
         JovialSpawner._backends.clear()

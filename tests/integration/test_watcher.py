@@ -10,6 +10,7 @@ image jovial/singleuser:dev.
 """
 
 import asyncio
+import dataclasses
 import logging
 import os
 import secrets
@@ -24,12 +25,11 @@ import docker
 import pytest
 
 from jovial.backends.swarm import SwarmBackend
-from jovial.identity import identity_from_ldap
 from jovial.names import server_object_name
-from jovial.spec import ResourceSpec, ServerSpec, SiteSettings, build_server_spec
-from jovial.storage import ensure_home
+from jovial.spec import ResourceSpec, ServerSpec
 from tests.docker_counter import DockerCounter
 from tests.hub import FS_ROOT, HubUser, remove_servers_of
+from tests.specs import server_spec, site_settings
 
 pytestmark = pytest.mark.swarm
 
@@ -44,11 +44,6 @@ FS_LABEL = {os.environ.get("JOVIAL_FS_LABEL", "jovial.fs"): os.environ.get("JOVI
 def counter() -> Iterator[DockerCounter]:
     with DockerCounter() as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def image_id() -> str:
-    return docker.from_env().images.get("jovial/singleuser:dev").id
 
 
 @pytest.fixture
@@ -89,26 +84,15 @@ async def make_backend(counter: DockerCounter) -> AsyncIterator[Callable[..., Sw
 
 
 @pytest.fixture
-def make_spec(homes: Path, usernames: list[str], image_id: str) -> Callable[..., ServerSpec]:
+def make_spec(homes: Path, usernames: list[str]) -> Callable[..., ServerSpec]:
     """The spec of a new made-up user's server (its home made), running `command`."""
+    site = site_settings(home_source_template=f"{homes}/{{username}}", resources=ResourceSpec(cpu_limit=0.2, mem_limit=64 * 1024**2))
 
     def make(command: tuple[str, ...] = ("sleep", "infinity"), node_labels: dict[str, str] = FS_LABEL) -> ServerSpec:
         username = f"wt{secrets.token_hex(4)}"
-        uid = 42000 + len(usernames)
         usernames.append(username)
-        identity = identity_from_ldap(username, {"uidNumber": uid, "gidNumber": uid, "cn": username}, [])
-        site = SiteSettings(
-            image=image_id,
-            network="jovial",
-            port=8888,
-            home_source_template=f"{homes}/{{username}}",
-            home_target_template="/home/{username}",
-            node_labels=node_labels,
-            resources=ResourceSpec(cpu_limit=0.2, mem_limit=64 * 1024**2),
-        )
-        spec = build_server_spec(site, identity, server_object_name(username), "", env={}, command=command)
-        ensure_home(str(FS_ROOT), spec.mounts[0].source, uid, uid)
-        return spec
+        spec_site = dataclasses.replace(site, node_labels=node_labels)
+        return server_spec(server_object_name(username), spec_site, command, username=username, uid=42000 + len(usernames))
 
     return make
 
@@ -197,13 +181,13 @@ async def test_the_events_stream_is_followed_again_after_the_engine_dropped_it(
     a new service: after the connections drop, it must reconnect, relist, and follow events again."""
     streams = counter.counts()["GET /events"]
     backend = make_backend(relist_interval=3600)
-    await backend.watcher.current()
+    await backend.watcher.newer_than(0, 10)
     deadline = time.monotonic() + 10
     while counter.counts()["GET /events"] < streams + 1:
         assert time.monotonic() < deadline, "the watcher never asked for events"
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.5)  # the relist the connection asked for is over
-    seq = (await backend.watcher.current()).seq
+    seq = (await backend.watcher.newer_than(0, 10)).seq
     counter.drop_connections()
     deadline = time.monotonic() + 10
     while counter.counts()["GET /events"] < streams + 2:
@@ -214,7 +198,7 @@ async def test_the_events_stream_is_followed_again_after_the_engine_dropped_it(
     spec = make_spec()
     await backend.launch(spec)
     deadline = time.monotonic() + 10
-    while spec.name not in (await backend.watcher.current()).services:
+    while spec.name not in (await backend.watcher.newer_than(0, 10)).services:
         assert time.monotonic() < deadline, "the service event after the reconnection was missed"
         await asyncio.sleep(0.1)
 

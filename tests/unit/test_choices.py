@@ -35,7 +35,7 @@ def test_profile_image_and_bounded_resources() -> None:
         ({"cpu_limit": 64}, [], "cpu_limit 64 is over this site's maximum of 8"),
         ({"mem_limit": "1T"}, [], "mem_limit 1T is over this site's maximum"),
         ({"cpu_limit": "lots"}, [], "must be a number"),
-        ({"cpu_limit": -1}, [], "not positive"),
+        ({"cpu_limit": -1}, [], "cpu_limit must be more than 0, not -1"),
         ({"privileged": True}, [], "Unknown server option\\(s\\) \\['privileged'\\]"),
     ],
 )

@@ -107,12 +107,6 @@ class SwarmWatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._events_thread: threading.Thread | None = None
 
-    async def current(self) -> Snapshot:
-        """The latest snapshot; on first use, waits for the first relist."""
-        snapshot = await self.newer_than(0, None)
-        assert snapshot is not None
-        return snapshot
-
     async def newer_than(self, seq: int, timeout: float | None) -> Snapshot | None:
         """The first snapshot from a relist started after relist `seq`; None after `timeout` seconds."""
         self._start()
