@@ -22,14 +22,15 @@ def demo_password() -> str:
 class HubUser:
     """A logged-in user of the hub with an API token of their own."""
 
-    def __init__(self, name: str, password: str | None = None) -> None:
+    def __init__(self, name: str, password: str | None = None, hub_url: str = HUB_URL) -> None:
         self.name = name
+        self.hub_url = hub_url
         self.session = requests.Session()
-        login_page = self.session.get(f"{HUB_URL}/hub/login", timeout=10)
+        login_page = self.session.get(f"{self.hub_url}/hub/login", timeout=10)
         login_page.raise_for_status()
         xsrf = self.session.cookies.get("_xsrf") or re.search(r'name="_xsrf" value="([^"]+)"', login_page.text).group(1)
         reply = self.session.post(
-            f"{HUB_URL}/hub/login?next=",
+            f"{self.hub_url}/hub/login?next=",
             data={"username": name, "password": password or demo_password(), "_xsrf": xsrf},
             allow_redirects=False,
             timeout=30,
@@ -37,7 +38,7 @@ class HubUser:
         if reply.status_code != 302:
             raise PermissionError(f"login of {name} refused: HTTP {reply.status_code}")
         token_reply = self.session.post(
-            f"{HUB_URL}/hub/api/users/{name}/tokens",
+            f"{self.hub_url}/hub/api/users/{name}/tokens",
             json={"note": "jovial tests", "expires_in": 3600},
             headers={"X-XSRFToken": self.session.cookies.get("_xsrf", path="/hub/")},
             timeout=10,
@@ -47,7 +48,7 @@ class HubUser:
         self.api.headers["Authorization"] = f"token {token_reply.json()['token']}"
 
     def model(self) -> dict:
-        reply = self.api.get(f"{HUB_URL}/hub/api/users/{self.name}", timeout=10)
+        reply = self.api.get(f"{self.hub_url}/hub/api/users/{self.name}", timeout=10)
         reply.raise_for_status()
         return reply.json()
 
@@ -58,7 +59,7 @@ class HubUser:
         and the progress stream is opened as soon as the hub reports the spawn pending.
         """
         with ThreadPoolExecutor(1) as pool:
-            request = pool.submit(self.api.post, f"{HUB_URL}/hub/api/users/{self.name}/server", json=options or {}, timeout=60)
+            request = pool.submit(self.api.post, f"{self.hub_url}/hub/api/users/{self.name}/server", json=options or {}, timeout=60)
             deadline = time.monotonic() + 30
             while not (self.model()["servers"].get("") or request.done()) and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -69,15 +70,18 @@ class HubUser:
 
     def progress(self) -> list[str]:
         """The messages of the spawn's progress stream, up to ready or failed."""
-        messages = []
-        with self.api.get(f"{HUB_URL}/hub/api/users/{self.name}/server/progress", stream=True, timeout=180) as stream:
+        return [event.get("message", "") for event in self.progress_events()]
+
+    def progress_events(self) -> list[dict]:
+        """The events of the spawn's progress stream, up to the one saying ready or failed."""
+        events = []
+        with self.api.get(f"{self.hub_url}/hub/api/users/{self.name}/server/progress", stream=True, timeout=180) as stream:
             for line in stream.iter_lines(decode_unicode=True):
                 if line.startswith("data:"):
-                    event = json.loads(line[5:])
-                    messages.append(event.get("message", ""))
-                    if event.get("ready") or event.get("failed"):
+                    events.append(json.loads(line[5:]))
+                    if events[-1].get("ready") or events[-1].get("failed"):
                         break
-        return messages
+        return events
 
     def wait_ready(self, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout
@@ -89,7 +93,7 @@ class HubUser:
         raise TimeoutError(f"{self.name}'s server not ready after {timeout} s")
 
     def stop(self) -> None:
-        reply = self.api.delete(f"{HUB_URL}/hub/api/users/{self.name}/server", timeout=60)
+        reply = self.api.delete(f"{self.hub_url}/hub/api/users/{self.name}/server", timeout=60)
         assert reply.status_code in (202, 204, 400), reply.text  # 400: it was not running
         deadline = time.monotonic() + 60
         while self.model()["servers"].get("") and time.monotonic() < deadline:
@@ -104,7 +108,7 @@ class HubUser:
 
     def server_get(self, path: str, **kwargs) -> requests.Response:
         """A request to the user's own server, through the proxy."""
-        return self.api.get(f"{HUB_URL}/user/{self.name}/{path}", **{"timeout": 30, **kwargs})
+        return self.api.get(f"{self.hub_url}/user/{self.name}/{path}", **{"timeout": 30, **kwargs})
 
 
 def remove_servers_of(*usernames: str) -> None:
