@@ -142,4 +142,27 @@ wait_for_rollout() {
     done
 }
 
+deploy_stack() {
+    # deploy_stack STACK COMPOSE_FILE...: deploy the locally built images as STACK (files relative
+    # to the repository) and wait until every service of it runs its new spec. The environment
+    # (JOVIAL_NETWORK, JOVIAL_HTTP_PORT, ...) fills in the files' variables.
+    local stack=$1; shift
+    local files=() file svc
+    for file in "$@"; do files+=(-c "$file"); done
+    export JOVIAL_FS_ROOT JOVIAL_FS_LABEL JOVIAL_FS_LABEL_VALUE JOVIAL_HTTP_PORT
+    JOVIAL_HUB_IMAGE=$(image_id hub)
+    JOVIAL_PROXY_IMAGE=$(image_id proxy)
+    JOVIAL_DOCKER_PROXY_IMAGE=$(image_id docker-proxy)
+    JOVIAL_LDAP_IMAGE=$(image_id ldap)
+    JOVIAL_SINGLEUSER_IMAGE=$(image_id singleuser)
+    JOVIAL_HUB_CONFIG_HASH=$(sha256sum "$JOVIAL_REPO/stacks/jupyterhub_config.py" | cut -c1-16)
+    export JOVIAL_HUB_IMAGE JOVIAL_PROXY_IMAGE JOVIAL_DOCKER_PROXY_IMAGE JOVIAL_LDAP_IMAGE JOVIAL_SINGLEUSER_IMAGE JOVIAL_HUB_CONFIG_HASH
+    say "deploying stack $stack"
+    (cd "$JOVIAL_REPO" && docker stack deploy --resolve-image never "${files[@]}" "$stack" >/dev/null) \
+        || die "docker stack deploy of $stack failed"
+    for svc in $(docker stack services --format '{{.Name}}' "$stack"); do
+        wait_for_rollout "$svc"
+    done
+}
+
 stack_exists() { [ -n "$(docker stack ls --format '{{.Name}}' 2>/dev/null | grep -x "$JOVIAL_STACK")" ]; }

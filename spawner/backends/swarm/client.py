@@ -25,6 +25,7 @@ FIRST_LIST_TIMEOUT = 30.0
 # Without a probe (the caller is not on the servers' network), a server counts as started once
 # it has run this long: one that exits at once is still reported, with its last output.
 RUNNING_GRACE = 1.0
+PROBE_INTERVAL = 0.1  # seconds between two probes of a running server's port
 
 
 class SwarmBackend:
@@ -87,12 +88,25 @@ class SwarmBackend:
                 if running_since is None:
                     running_since = snapshot.began
                 if self._probe is not None:
-                    if await self._probe(view.address, spec.port):
+                    if await self._answers_before_next_list(self._probe, view.address, spec.port, seq):
                         report("Your server answers", 95)
                         return view.address, spec.port
                 elif snapshot.began - running_since >= RUNNING_GRACE:
                     return view.address, spec.port
         raise LaunchError(f"Your server did not start within {timeout:.0f} seconds; last step: {last_message or 'none'}.")
+
+    async def _answers_before_next_list(self, probe: Probe, address: str, port: int, seq: int) -> bool:
+        """Probe the port every PROBE_INTERVAL until it answers (True) or the watcher has a newer
+        list (False: the caller reads it, in case the server failed or moved meanwhile)."""
+        next_list = asyncio.ensure_future(self.watcher.newer_than(seq, None))
+        try:
+            while not next_list.done():
+                if await probe(address, port):
+                    return True
+                await asyncio.wait([next_list], timeout=PROBE_INTERVAL)
+            return False
+        finally:
+            next_list.cancel()
 
     async def status(self, name: str) -> ServerStatus:
         snapshot = await self.watcher.newer_than(0, FIRST_LIST_TIMEOUT)

@@ -1,10 +1,11 @@
 """One watcher per hub process: every Jovial service and its tasks, kept in memory.
 
-Swarm has no task events, so the watcher lists: one `services` call (Jovial's label) and one
-`tasks` call per relist, whatever the number of servers. A Docker events stream (services, and
-the containers of this node) triggers a relist at once; a periodic relist repairs whatever the
-stream missed, every `FAST_INTERVAL` while a spawn waits (`hurry()`) and every
-`relist_interval` otherwise. The stream is read in a daemon thread of its own and reconnected
+Swarm has no task events, so the watcher lists: one `services` call and one `tasks` call per
+relist (both for Jovial's label only), whatever the number of servers. A Docker events stream
+(services, and the containers of this node) triggers a relist at once; a periodic relist repairs
+whatever the stream missed, every `FAST_INTERVAL` while a spawn waits (`hurry()`) and every
+`relist_interval` otherwise. (A waiting spawn probes its server's port between relists: the
+relists only have to notice a failure or a move, not the moment the server answers.) The stream is read in a daemon thread of its own and reconnected
 with backoff when it drops (engine restart); lists run in worker threads. The event loop only
 ever sees finished snapshots, so reading one is a dictionary lookup.
 
@@ -24,12 +25,16 @@ import docker
 from ...spec import MANAGED_LABEL
 from .tasks import Task
 
-FAST_INTERVAL = 0.25
+FAST_INTERVAL = 1.0
 MIN_GAP = 0.1
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 30.0
 CLOSE_TIMEOUT = 10.0
-EVENT_FILTERS = {"type": ["service", "container"]}
 CONTAINER_ACTIONS = frozenset({"start", "die", "destroy"})
+SERVICE_ACTIONS = frozenset({"create", "update", "remove"})
+# Only the actions that matter, filtered by the engine: not the stream of exec and health-check
+# events every container with a health check makes (the label filter cannot be used, as it
+# would drop service events, which carry no labels).
+EVENT_FILTERS = {"type": ["service", "container"], "event": sorted(CONTAINER_ACTIONS | SERVICE_ACTIONS)}
 
 
 @dataclass(frozen=True)
@@ -187,8 +192,9 @@ class SwarmWatcher:
 
     def _list(self, known_nodes: Mapping[str, str]) -> tuple[list[dict[str, Any]], list[Task], dict[str, str]]:
         """The Docker calls of one relist (in a worker thread): two, plus `nodes` when a task is on a new node."""
-        services = self._client.services(filters={"label": f"{MANAGED_LABEL}=true"})
-        tasks = self._client.tasks()
+        jovial_only = {"label": f"{MANAGED_LABEL}=true"}  # tasks carry their container spec's labels
+        services = self._client.services(filters=jovial_only)
+        tasks = self._client.tasks(filters=jovial_only)
         nodes = node_names(self._client.nodes()) if unknown_nodes(tasks, known_nodes) else {}
         return services, tasks, nodes
 

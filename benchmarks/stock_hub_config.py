@@ -1,0 +1,23 @@
+"""Hub configuration of the benchmarks' stock stack: Jovial's own configuration (same hub, same
+proxy, same LDAP login, same image, network kind and limits), with the spawner swapped for stock
+dockerspawner.SwarmSpawner, configured as a site would to run the same image on this swarm."""
+
+load_subconfig("/etc/jovial/jupyterhub_config.py")  # noqa: F821 (provided by JupyterHub)
+c = get_config()  # noqa: F821
+
+jovial = c.JovialSpawner
+c.JupyterHub.spawner_class = "dockerspawner.SwarmSpawner"
+c.SwarmSpawner.image = jovial.image
+c.SwarmSpawner.network_name = jovial.network_name
+c.SwarmSpawner.prefix = "stock"  # its services are stock-<user>: never mistaken for Jovial's
+c.SwarmSpawner.remove = True
+c.SwarmSpawner.use_internal_ip = True  # route to the service on the overlay, publish no port
+c.SwarmSpawner.extra_endpoint_spec = {"mode": "dnsrr"}  # this kernel has no IPVS (see MACHINE.md)
+c.SwarmSpawner.extra_placement_spec = {"constraints": [f"node.labels.{k}=={v}" for k, v in jovial.node_labels.items()]}
+c.SwarmSpawner.cpu_limit = jovial.cpu_limit
+c.SwarmSpawner.mem_limit = jovial.mem_limit
+c.SwarmSpawner.start_timeout = jovial.start_timeout
+# Stock knows no LDAP identities: every server runs as one unprivileged uid with a scratch home.
+c.SwarmSpawner.extra_container_spec = {"user": "1000:1000"}
+c.SwarmSpawner.environment = {"HOME": "/tmp"}
+c.SwarmSpawner.notebook_dir = "/tmp"
