@@ -62,14 +62,13 @@ async def cluster(make_cluster: Callable[..., FakeCluster]) -> FakeCluster:
 @pytest.fixture
 async def make_backend() -> AsyncIterator[Callable[..., KubernetesBackend]]:
     """KubernetesBackends (each as one hub process has) talking to a fake API server; closed afterwards."""
-    made: list[tuple[KubernetesBackend, ApiClient]] = []
+    made: list[KubernetesBackend] = []
 
     def make(cluster: FakeCluster, probe: Probe | None = None) -> KubernetesBackend:
         client = ApiClient(Configuration(host=cluster.api.url))
-        made.append((KubernetesBackend(client, NAMESPACE, LOG, EXTENDED_RESOURCES, probe), client))
-        return made[-1][0]
+        made.append(KubernetesBackend(client, NAMESPACE, LOG, EXTENDED_RESOURCES, probe))
+        return made[-1]
 
     yield make
-    for backend, client in made:
+    for backend in made:
         await backend.close()
-        await client.close()

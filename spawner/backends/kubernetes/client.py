@@ -40,8 +40,9 @@ async def connect() -> tuple[ApiClient, str]:
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         config.load_incluster_config(client_configuration=configuration)
         return ApiClient(configuration), SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-    await config.load_kube_config(client_configuration=configuration)
-    _, current = config.list_kube_config_contexts()
+    path = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    await config.load_kube_config(config_file=path, client_configuration=configuration)
+    _, current = config.list_kube_config_contexts(config_file=path)
     return ApiClient(configuration), current.get("context", {}).get("namespace") or "default"
 
 
@@ -70,7 +71,8 @@ async def _call(method: Callable[..., Awaitable[ClientResponse]], *args: object)
 
 
 class KubernetesBackend:
-    """Runs each user server as one Pod (plus its ConfigMap and headless Service) in `namespace`.
+    """Runs each user server as one Pod (plus its ConfigMap and headless Service) in `namespace`,
+    through `api_client`, which it owns (and closes).
 
     `extended_resources`: Kubernetes names of the spec's node resources ({'NVIDIA-GPU': 'nvidia.com/gpu'}).
     `probe`: how to tell that a running server answers (a hub in the cluster passes `port_answers`);
@@ -170,8 +172,10 @@ class KubernetesBackend:
             version = changed
 
     async def close(self) -> None:
-        """Stop the watcher (a hub keeps its backend for its whole life; tests make several)."""
+        """Stop the watcher and close the API client, which the backend owns (a hub keeps its
+        backend for its whole life; tests make several)."""
         await self.watcher.close()
+        await self.api.api_client.close()
 
     async def _undo(self, delete: Callable[[str], Awaitable[None]], name: str) -> None:
         """Delete what a failed launch made; a problem doing so is logged, not raised over the launch's error."""
