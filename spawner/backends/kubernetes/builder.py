@@ -60,8 +60,11 @@ def manifests(spec: ServerSpec, namespace: str, extended_resources: Mapping[str,
 
 
 def _metadata(spec: ServerSpec, name: str, namespace: str) -> Manifest:
-    labels = {key: escaped_value(value) for key, value in spec.labels}
-    raw = {key: value for key, value in spec.labels if key in (USER_LABEL, SERVER_LABEL)}
+    """The spec's labels; the username and server name escaped as label values (the exact text in
+    annotations). The object name is a DNS label already, and stays as it is for selectors."""
+    free_text = (USER_LABEL, SERVER_LABEL)
+    labels = {key: escaped_value(value) if key in free_text else value for key, value in spec.labels}
+    raw = {key: value for key, value in spec.labels if key in free_text}
     return {"name": name, "namespace": namespace, "labels": labels, "annotations": raw}
 
 
