@@ -67,7 +67,7 @@ async def test_a_server_starts_step_by_step_and_its_objects_are_the_builders(mak
     await until(lambda: len(reports) == 1)
     for steps, expected in ((1, 2), (2, 3), (1, 4), (1, 5)):  # schedule; mount + start pulling; pulled; run
         cluster.kubelet.advance(steps)
-        await until(lambda: len(reports) == expected)
+        await until(lambda n=expected: len(reports) == n)
     assert await waiting == ("10.244.0.11", 8888)
     assert reports == [
         ("Waiting for the cluster to place your server", 35),
@@ -229,7 +229,8 @@ async def test_a_restarted_hub_finds_the_running_servers_on_its_first_list(clust
     assert cluster.left() == {k: ["jupyter-bob-files" if k == "configmaps" else "jupyter-bob"] for k in ("configmaps", "pods", "services")}
 
 
-async def test_an_expired_watch_leads_to_a_fresh_list_and_later_changes_are_seen(cluster, make_backend) -> None:
+async def test_an_expired_watch_leads_to_a_fresh_list_and_later_changes_are_seen(cluster, make_backend, caplog) -> None:
+    caplog.set_level("INFO", logger="jovial.tests.kubernetes")
     backend = make_backend(cluster)
     server = spec()
     await backend.launch(server)
@@ -237,6 +238,8 @@ async def test_an_expired_watch_leads_to_a_fresh_list_and_later_changes_are_seen
     lists = cluster.api.calls["GET pods"]
     cluster.api.compact()  # every resourceVersion so far is too old: the open watches get 410 Gone
     await until(lambda: cluster.api.calls["GET pods"] == lists + 1 and cluster.api.open_watches() == 2)
+    assert "The watch of Kubernetes pods expired; listing them again" in caplog.text  # a resync, not an error
+    assert "failed" not in caplog.text
     cluster.api.remove("pods", NAMESPACE, server.name)  # e.g. an operator's kubectl delete
     await until(lambda: server.name not in backend.watcher.state.pods)
     assert (await backend.status(server.name)).reason == "the pod is gone"
