@@ -6,8 +6,10 @@ or async, resolved at spawn time.
 """
 
 from jupyterhub.traitlets import ByteSpecification, Callable
-from traitlets import Bool, Dict, Float, List, Unicode, Union
+from traitlets import Bool, Dict, Enum, Float, List, Unicode, Union
 from traitlets.config import Configurable
+
+from .orchestrators import DEFAULT_EXTENDED_RESOURCES, ORCHESTRATORS
 
 
 class JovialSettings(Configurable):
@@ -144,4 +146,29 @@ class JovialSettings(Configurable):
         help="Seconds between the watcher's lists of every Jovial service and task while no spawn is "
         "waiting (a spawn waiting lists 4 times a second; Docker events trigger a list at once). "
         "The cost is 2 Docker API calls per list, whatever the number of servers.",
+    )
+
+    # --- the orchestrator: Swarm or Kubernetes (docs/kubernetes.md) ------------------------------------
+    orchestrator = Enum(
+        list(ORCHESTRATORS),
+        "swarm",
+        config=True,
+        help="Where user servers run: 'swarm' (a Docker Swarm service each) or 'kubernetes' (a Pod, "
+        "headless Service and ConfigMap each; needs the `jovial[kubernetes]` extra). Every other "
+        "setting means the same on both; one that an orchestrator cannot honour stops the hub at "
+        "start with a message naming it.",
+    )
+    kubernetes_namespace = Unicode(
+        "",
+        config=True,
+        help="Kubernetes only: the namespace of user servers (the hub's RBAC role must be in it). "
+        "Empty: the hub's own namespace (its service account's, or the KUBECONFIG context's).",
+    )
+    kubernetes_extended_resources = Dict(
+        value_trait=Unicode(),
+        default_value=DEFAULT_EXTENDED_RESOURCES,
+        config=True,
+        help="Kubernetes only: the extended resource name of each node resource in generic_resources, "
+        "so that the same profiles work on both: {'NVIDIA-GPU': 'nvidia.com/gpu'}. A generic resource "
+        "with no name here is refused at hub start.",
     )

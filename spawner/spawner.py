@@ -25,6 +25,7 @@ from .errors import IdentityError, OptionsError
 from .identity import PosixIdentity, identity_from_auth_state, identity_from_mapping
 from .ldap_directory import LdapDirectory, LdapSettings
 from .names import is_safe_path_component, server_object_name, validate_username
+from .orchestrators import ORCHESTRATORS, orchestrator_of, refusals
 from .settings import JovialSettings
 from .spec import DataCollection, ResourceSpec, SiteSettings, build_server_spec
 from .storage import ensure_home, existing_directories
@@ -58,7 +59,7 @@ START_TIMEOUT_MARGIN = 2.0  # seconds: Jovial's own deadline comes before the hu
 
 
 class JovialSpawner(JovialSettings, SwarmSpawner):
-    """Starts each user server as a Swarm service running as the user's LDAP identity."""
+    """Starts each user server as a Swarm service (or a Kubernetes pod) running as the user's LDAP identity."""
 
     cmd = List(
         Unicode(),
@@ -109,23 +110,35 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             merged.update(config[section])
         if merged.get("allowed_images") == "*":
             found["allowed_images = '*'"] = "a list or dict of the images users may choose"
+        orchestrator = orchestrator_of(merged)
+        found.update(refusals(orchestrator, [(s, k) for s in sections for k in config[s]], merged))
         if found:
             lines = "; ".join(f"{name} (use {instead})" for name, instead in sorted(found.items()))
-            raise ValueError(f"JovialSpawner cannot honour these settings on Swarm: {lines}")
+            raise ValueError(f"JovialSpawner cannot honour these settings on {ORCHESTRATORS[orchestrator]}: {lines}")
         for name, layer in {**merged.get("group_settings", {}), **merged.get("user_settings", {})}.items():
             check_layer(f"JovialSpawner group/user settings for {name!r}", layer)
         parse_profiles(merged.get("profiles", []))
 
     async def backend(self) -> Backend:
-        """One backend (and so one watcher of every server) per hub process, shared by every spawner.
-
-        Made in a worker thread: the Docker client asks the engine for its API version when created."""
+        """One backend (and so one watcher of every server) per hub process, shared by every spawner."""
         backends = type(self)._backends
-        if "swarm" not in backends:
-            client = await asyncio.to_thread(lambda: self.client)
-            probe = port_answers if self.check_server_port else None
-            backends.setdefault("swarm", SwarmBackend(client, self.log, self.watch_interval, probe))
-        return backends["swarm"]
+        if self.orchestrator not in backends:
+            made = await self._make_backend()
+            backends.setdefault(self.orchestrator, made)
+        return backends[self.orchestrator]
+
+    async def _make_backend(self) -> Backend:
+        """The backend of the configured orchestrator. Swarm's is made in a worker thread: the Docker
+        client asks the engine for its API version when created."""
+        probe = port_answers if self.check_server_port else None
+        if self.orchestrator == "kubernetes":
+            from .backends.kubernetes import KubernetesBackend, connect  # the `kubernetes` extra
+
+            client, namespace = await connect()
+            namespace = self.kubernetes_namespace or namespace
+            return KubernetesBackend(client, namespace, self.log, self.kubernetes_extended_resources, probe)
+        client = await asyncio.to_thread(lambda: self.client)
+        return SwarmBackend(client, self.log, self.watch_interval, probe)
 
     @property
     def directory(self) -> LdapDirectory:

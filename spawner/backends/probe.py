@@ -10,6 +10,10 @@ from collections.abc import Awaitable, Callable
 
 Probe = Callable[[str, int], Awaitable[bool]]
 
+# Without a probe (the hub is not on the servers' network), a server counts as started once it
+# has run this long: one that exits at once is still reported, with its last output.
+RUNNING_GRACE = 1.0
+
 
 async def port_answers(ip: str, port: int, timeout: float = 0.5) -> bool:
     """True if something accepts a TCP connection on ip:port within `timeout` seconds."""

@@ -15,16 +15,13 @@ from docker.errors import APIError, NotFound
 from ...errors import LaunchError
 from ...spec import OBJECT_LABEL, ServerSpec
 from .. import ProgressReport, ServerStatus
-from ..probe import Probe
+from ..probe import RUNNING_GRACE, Probe
 from .builder import config_args, service_args
 from .tasks import server_status, view_tasks
 from .watcher import SwarmWatcher
 
 LOG_LINES = 10
 FIRST_LIST_TIMEOUT = 30.0
-# Without a probe (the caller is not on the servers' network), a server counts as started once
-# it has run this long: one that exits at once is still reported, with its last output.
-RUNNING_GRACE = 1.0
 PROBE_INTERVAL = 0.1  # seconds between two probes of a running server's port
 
 
