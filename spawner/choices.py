@@ -7,11 +7,13 @@ explicit resource choices. `node_labels` and `generic_resources` are merged key 
 adds a placement requirement rather than replacing the site's); other keys are replaced.
 """
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from jupyterhub.traitlets import ByteSpecification
+from traitlets import TraitError
 
 from .errors import OptionsError
 
@@ -67,11 +69,17 @@ def parse_profiles(raw: Iterable[Mapping[str, Any]]) -> tuple[Profile, ...]:
     return tuple(profiles)
 
 
-def _number(name: str, value: Any, parse: Any) -> Any:
+def _number(name: str, value: Any, parse: Callable[[Any], float]) -> float:
+    """`value` parsed; too big to parse is infinity (over any maximum); not a number, or NaN, is refused."""
     try:
-        return parse(value)
-    except (TypeError, ValueError):
-        raise OptionsError(f"The server option {name} must be a number (or a size like 4G), not {value!r}.") from None
+        number = parse(value)
+    except OverflowError:
+        return math.inf
+    except (TypeError, ValueError, TraitError):  # TraitError: parse_bytes' "not a memory specification"
+        number = math.nan
+    if math.isnan(number):
+        raise OptionsError(f"The server option {name} must be a number (or a size like 4G), not {value!r}.")
+    return number
 
 
 def parse_bytes(value: Any) -> int:
@@ -102,7 +110,7 @@ def choose(
             raise OptionsError(f"The profile {name!r} is only for members of {sorted(profile.groups)}.")
         layer.update(profile.settings)
     if "image" in options:
-        if options["image"] not in images:
+        if not isinstance(options["image"], str) or options["image"] not in images:
             raise OptionsError(f"The image {options['image']!r} is not offered here; choose one of {sorted(images)}.")
         layer["image"] = images[options["image"]]
     for key, parse, unit in (("cpu_limit", float, "cores"), ("mem_limit", parse_bytes, "bytes")):

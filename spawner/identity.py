@@ -44,33 +44,34 @@ def _single(attrs: Mapping[str, Any], key: str) -> Any:
     return None if value in ("", b"") else value
 
 
-def _positive_id(username: str, attrs: Mapping[str, Any], key: str) -> int:
+def _positive_id(entry: str, attrs: Mapping[str, Any], key: str) -> int:
+    """`key` of the directory entry described by `entry` (e.g. "'alice'"), a positive integer."""
     value = _single(attrs, key)
     if value is None:
-        raise IdentityError(f"The directory entry of {username!r} has no {key}; ask your administrator to set one.")
+        raise IdentityError(f"The directory entry of {entry} has no {key}; ask your administrator to set one.")
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise IdentityError(f"The directory entry of {username!r} has a {key} that is not a number: {value!r}.") from None
+        raise IdentityError(f"The directory entry of {entry} has a {key} that is not a number: {value!r}.") from None
     if number <= 0:
         raise IdentityError(
-            f"The directory entry of {username!r} has {key} {number}; servers never run as root or with negative ids."
+            f"The directory entry of {entry} has {key} {number}; servers never run as root or with negative ids."
         )
     return number
+
+
+def _group(username: str, attrs: Mapping[str, Any]) -> PosixGroup:
+    name = str(_single(attrs, "cn"))
+    return PosixGroup(name, _positive_id(f"the group {name!r} of {username!r}", attrs, "gidNumber"))
 
 
 def identity_from_ldap(
     username: str, user_attrs: Mapping[str, Any], group_entries: Iterable[Mapping[str, Any]]
 ) -> PosixIdentity:
     """Build the identity from a posixAccount's attributes and the posixGroups that list the user."""
-    uid = _positive_id(username, user_attrs, "uidNumber")
-    gid = _positive_id(username, user_attrs, "gidNumber")
-    groups = tuple(
-        sorted(
-            {PosixGroup(str(_single(g, "cn")), _positive_id(f"group of {username}", g, "gidNumber")) for g in group_entries},
-            key=lambda g: g.gid,
-        )
-    )
+    uid = _positive_id(repr(username), user_attrs, "uidNumber")
+    gid = _positive_id(repr(username), user_attrs, "gidNumber")
+    groups = tuple(sorted({_group(username, g) for g in group_entries}, key=lambda g: g.gid))
     display_name = str(_single(user_attrs, "cn") or username)
     return PosixIdentity(username=username, uid=uid, gid=gid, display_name=display_name, groups=groups)
 

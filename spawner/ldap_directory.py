@@ -120,8 +120,8 @@ class LdapDirectory:
                 pass
         self._connection = None
 
-    def _entries(self, conn: ldap3.Connection, base: str, search_filter: str, attributes: list[str]) -> list[dict]:
-        """The entries a search finds; a failed search is an error, never "nothing found"."""
+    def _entries(self, conn: ldap3.Connection, base: str, search_filter: str, attributes: list[str]) -> dict[str, dict]:
+        """The entries a search finds, by DN; a failed search is an error, never "nothing found"."""
         conn.search(base, search_filter, attributes=attributes)
         code, text = conn.result.get("result", 0), conn.result.get("description", "")
         if code in TRANSIENT_RESULTS:
@@ -131,7 +131,7 @@ class LdapDirectory:
                 f"Searching the user directory below {base!r} failed ({text}): an administrator must check "
                 "ldap_user_base_dn, ldap_group_base_dn and what the hub's account may read."
             )
-        return [e.entry_attributes_as_dict for e in conn.entries]
+        return {e.entry_dn: e.entry_attributes_as_dict for e in conn.entries}
 
     def _search(self, conn: ldap3.Connection, username: str) -> PosixIdentity:
         s = self.settings
@@ -141,9 +141,16 @@ class LdapDirectory:
             raise IdentityError(f"There is no POSIX account for {username!r} in the user directory.")
         if len(users) > 1:
             raise IdentityError(f"The user directory has {len(users)} accounts named {username!r}; ask your administrator.")
-        account = identity_from_ldap(username, users[0], [])
+        [(dn, attrs)] = users.items()
+        names = sorted(str(v) for v in attrs.get("uid", []))
+        if username not in names:  # LDAP compares uids ignoring case: 'Alice' finds alice's entry
+            raise IdentityError(
+                f"The user directory found the account {names} for {username!r} (LDAP ignores case), but a server "
+                f"only runs as an account named exactly {username!r}. Ask your administrator."
+            )
+        account = identity_from_ldap(username, attrs, [])
         owners = self._entries(conn, s.user_base_dn, f"(&(objectClass=posixAccount)(uidNumber={account.uid}))", ["uid"])
-        sharing = sorted({str(v) for e in owners for v in e.get("uid", [])} - {username})
+        sharing = sorted({str(v) for other, e in owners.items() if other != dn for v in e.get("uid") or [other]})
         if sharing:
             raise IdentityError(
                 f"The uid {account.uid} of {username!r} is also the uid of {sharing}: two people would own "
@@ -152,4 +159,4 @@ class LdapDirectory:
         groups = self._entries(
             conn, s.group_base_dn, f"(&(objectClass=posixGroup)(|(memberUid={name})(gidNumber={account.gid})))", ["cn", "gidNumber"]
         )
-        return identity_from_ldap(username, users[0], groups)
+        return identity_from_ldap(username, attrs, groups.values())

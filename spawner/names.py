@@ -34,6 +34,8 @@ def validate_username(username: str) -> str:
         raise InvalidUsername("The username contains a NUL character.")
     if "/" in username:
         raise InvalidUsername(f"The username {username!r} contains '/'.")
+    if ":" in username:
+        raise InvalidUsername(f"The username {username!r} contains ':', which would break its line in /etc/passwd.")
     if username in (".", ".."):
         raise InvalidUsername(f"The username {username!r} is not a valid directory name.")
     if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in username):

@@ -30,16 +30,21 @@ c.JupyterHub.hub_connect_url = "http://hub:8081"
 c.JupyterHub.db_url = "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "/run/secrets/cookie_secret"
 c.JupyterHub.cleanup_servers = False  # user servers outlive hub restarts and are found again
-# Every 30 s (default 300 s) the hub records activity and checks the proxy's routes against its own:
-# a restarted proxy (which starts with no routes) gets the users' routes back within 30 s.
+# Every 30 s (default 300 s) the hub records activity and checks the proxy's routes against its own
+# (a restarted proxy asks for its routes at once, see below; this check is the safety net).
 c.JupyterHub.last_activity_interval = 30
 c.ConfigurableHTTPProxy.should_start = False  # the proxy is its own stack service
 c.ConfigurableHTTPProxy.api_url = "http://proxy:8001"
 c.ConfigurableHTTPProxy.auth_token = secret("proxy_token")
+# A restarted proxy has no routes: its start script asks the hub to sync them at once
+# (POST /hub/api/proxy, images/proxy/sync-routes.js) with the proxy's own token, which already
+# controls every route in the proxy; as a hub token it may do that one thing and nothing else.
+c.JupyterHub.services = [{"name": "proxy-sync", "api_token": c.ConfigurableHTTPProxy.auth_token}]
+c.JupyterHub.load_roles = [{"name": "proxy-sync", "scopes": ["proxy"], "services": ["proxy-sync"]}]
 
 # --- who may log in: the site's LDAP -------------------------------------------------------------
 ldap_url = urlparse(setting("JOVIAL_LDAP_URL"))
-c.JupyterHub.authenticator_class = "ldapauthenticator.LDAPAuthenticator"
+c.JupyterHub.authenticator_class = "jovial.authenticator.JovialLDAPAuthenticator"
 c.LDAPAuthenticator.server_address = ldap_url.hostname
 c.LDAPAuthenticator.server_port = ldap_url.port or (636 if ldap_url.scheme == "ldaps" else 389)
 c.LDAPAuthenticator.tls_strategy = setting("JOVIAL_LDAP_TLS", "on_connect" if ldap_url.scheme == "ldaps" else "before_bind")

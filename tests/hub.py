@@ -4,6 +4,7 @@ import json
 import os
 import re
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +20,19 @@ def demo_password() -> str:
     return (STATE_DIR / "secrets" / "jovial_demo_password").read_text().strip()
 
 
+def post_login(session: requests.Session, name: str, password: str, hub_url: str = HUB_URL) -> requests.Response:
+    """Submit the hub's login form as a browser would; the reply is not followed (302 = logged in)."""
+    login_page = session.get(f"{hub_url}/hub/login", timeout=10)
+    login_page.raise_for_status()
+    xsrf = session.cookies.get("_xsrf") or re.search(r'name="_xsrf" value="([^"]+)"', login_page.text).group(1)
+    return session.post(
+        f"{hub_url}/hub/login?next=",
+        data={"username": name, "password": password, "_xsrf": xsrf},
+        allow_redirects=False,
+        timeout=30,
+    )
+
+
 class HubUser:
     """A logged-in user of the hub with an API token of their own."""
 
@@ -26,15 +40,7 @@ class HubUser:
         self.name = name
         self.hub_url = hub_url
         self.session = requests.Session()
-        login_page = self.session.get(f"{self.hub_url}/hub/login", timeout=10)
-        login_page.raise_for_status()
-        xsrf = self.session.cookies.get("_xsrf") or re.search(r'name="_xsrf" value="([^"]+)"', login_page.text).group(1)
-        reply = self.session.post(
-            f"{self.hub_url}/hub/login?next=",
-            data={"username": name, "password": password or demo_password(), "_xsrf": xsrf},
-            allow_redirects=False,
-            timeout=30,
-        )
+        reply = post_login(self.session, name, password or demo_password(), hub_url)
         if reply.status_code != 302:
             raise PermissionError(f"login of {name} refused: HTTP {reply.status_code}")
         token_reply = self.session.post(
@@ -44,8 +50,9 @@ class HubUser:
             timeout=10,
         )
         token_reply.raise_for_status()
+        self.token = token_reply.json()["token"]
         self.api = requests.Session()
-        self.api.headers["Authorization"] = f"token {token_reply.json()['token']}"
+        self.api.headers["Authorization"] = f"token {self.token}"
 
     def model(self) -> dict:
         reply = self.api.get(f"{self.hub_url}/hub/api/users/{self.name}", timeout=10)
@@ -109,6 +116,34 @@ class HubUser:
     def server_get(self, path: str, **kwargs) -> requests.Response:
         """A request to the user's own server, through the proxy."""
         return self.api.get(f"{self.hub_url}/user/{self.name}/{path}", **{"timeout": 30, **kwargs})
+
+
+    def run_in_terminal(self, command: str, timeout: float = 30) -> tuple[int, str]:
+        """Run `command` in a new terminal of the user's server, as a process of the server itself
+        (what a JupyterLab user's terminal runs); return its exit status and what it printed."""
+        import websocket  # here: benchmarks/ imports this module where websocket-client is not installed
+
+        reply = self.api.post(f"{self.hub_url}/user/{self.name}/api/terminals", timeout=30)
+        reply.raise_for_status()
+        terminal = reply.json()["name"]
+        marker = uuid.uuid4().hex
+        ws_url = self.hub_url.replace("http", "ws", 1) + f"/user/{self.name}/terminals/websocket/{terminal}"
+        ws = websocket.create_connection(ws_url, header=[f"Authorization: token {self.token}"], timeout=timeout)
+        try:
+            # The typed line is echoed too, so the markers are matched only at the start of a line.
+            ws.send(json.dumps(["stdin", f"echo {marker}-begin; ( {command} ) 2>&1; echo {marker}-end-$?\r"]))
+            output, deadline = "", time.monotonic() + timeout
+            pattern = re.compile(rf"^{marker}-begin\r?\n(.*?)^{marker}-end-(\d+)", re.S | re.M)
+            while not (found := pattern.search(output)):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{command!r} did not finish in {timeout} s; output: {output[-500:]}")
+                kind, *data = json.loads(ws.recv())
+                if kind == "stdout":
+                    output += data[0]
+        finally:
+            ws.close()
+            self.api.delete(f"{self.hub_url}/user/{self.name}/api/terminals/{terminal}", timeout=30)
+        return int(found.group(2)), found.group(1).replace("\r\n", "\n").strip()
 
 
 def remove_servers_of(*usernames: str) -> None:

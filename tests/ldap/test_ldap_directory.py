@@ -1,6 +1,7 @@
 """LdapDirectory against a real slapd: identities, groups, bad entries, outages and the cache."""
 
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.slapd
 def slapd() -> Iterator[Slapd]:
     server = start_slapd()
     _add_odd_entries(server)
+    _add_entries_breaking_the_schema(server)
     yield server
     server.stop()
     shutil.rmtree(server.workdir, ignore_errors=True)
@@ -37,11 +39,35 @@ def _add_odd_entries(server: Slapd) -> None:
         (f"uid=twin,ou=guests,{SUFFIX}", {"uidNumber": 10012, "gidNumber": 10012}),
         (f"uid=alicia,{people}", {"uidNumber": 10013, "gidNumber": 10013}),
         (f"uid=alicia2,{people}", {"uidNumber": 10013, "gidNumber": 10013}),
+        (f"uid=multi,{people}", {"uid": ["multi", "mm"], "uidNumber": 10014, "gidNumber": 10014}),
+        (f"uid=rooted,{people}", {"uidNumber": 10015, "gidNumber": 10015}),
     ]:
         uid = dn.split(",")[0].split("=")[1]
         assert conn.add(dn, posix, {"cn": uid, "sn": uid, "homeDirectory": f"/home/{uid}", **attrs}), conn.result
     assert conn.add(f"uid=nonposix,{people}", ["inetOrgPerson"], {"cn": "n", "sn": "n"}), conn.result
+    wheel = {"cn": "wheel", "gidNumber": 0, "memberUid": "rooted"}
+    assert conn.add(f"cn=wheel,ou=groups,{SUFFIX}", "posixGroup", wheel), conn.result
     conn.unbind()
+
+
+def _add_entries_breaking_the_schema(server: Slapd) -> None:
+    """posixAccounts without a uidNumber, gidNumber or homeDirectory: slapd refuses them online (the
+    schema requires all three), but a directory loaded without schema checks (slapadd -s) holds them."""
+    people = f"ou=people,{SUFFIX}"
+    entries = []
+    for uid, attrs in [
+        ("no-uidnumber", {"gidNumber": 10016, "homeDirectory": "/home/x"}),
+        ("no-gidnumber", {"uidNumber": 10017, "homeDirectory": "/home/x"}),
+        ("homeless", {"uidNumber": 10018, "gidNumber": 10018}),
+    ]:
+        lines = [f"dn: uid={uid},{people}", "objectClass: inetOrgPerson", "objectClass: posixAccount",
+                 f"uid: {uid}", f"cn: {uid}", f"sn: {uid}", *(f"{k}: {v}" for k, v in attrs.items())]
+        entries.append("\n".join(lines))
+    ldif = server.workdir / "schema-breaking.ldif"
+    ldif.write_text("\n\n".join(entries) + "\n")
+    server.stop()
+    subprocess.run(["/usr/sbin/slapadd", "-s", "-f", str(server.workdir / "slapd.conf"), "-l", str(ldif)], check=True, capture_output=True)
+    server.restart()
 
 
 def directory(server: Slapd, **changes: object) -> LdapDirectory:
@@ -78,11 +104,25 @@ async def test_bob_is_in_astro_only(slapd: Slapd) -> None:
         ("wheely", "gidNumber 0"),
         ("twin", "2 accounts named 'twin'"),
         ("alicia", r"uid 10013 of 'alicia' is also the uid of \['alicia2'\]"),
+        ("Alice", r"found the account \['alice'\] for 'Alice' \(LDAP ignores case\), but a server only runs as an account named exactly 'Alice'"),
+        ("rooted", "the group 'wheel' of 'rooted' has gidNumber 0; servers never run as root"),
+        ("no-uidnumber", "The directory entry of 'no-uidnumber' has no uidNumber"),
+        ("no-gidnumber", "The directory entry of 'no-gidnumber' has no gidNumber"),
     ],
 )
 async def test_bad_entries_are_refused_with_the_reason(slapd: Slapd, username: str, complaint: str) -> None:
     with pytest.raises(IdentityError, match=complaint):
         await directory(slapd).lookup(username)
+
+
+async def test_an_account_with_two_uids_is_one_account_not_a_shared_uid(slapd: Slapd) -> None:
+    assert (await directory(slapd).lookup("multi")).uid == 10014
+    assert (await directory(slapd).lookup("mm")).uid == 10014
+
+
+async def test_an_account_without_a_home_directory_is_served(slapd: Slapd) -> None:
+    """Jovial never reads homeDirectory: the home is the site's home_path_template."""
+    assert (await directory(slapd).lookup("homeless")).uid == 10018
 
 
 async def test_wrong_bind_password_is_the_operators_to_fix(slapd: Slapd) -> None:

@@ -39,9 +39,14 @@ def test_missing_or_root_ids_are_refused(change: dict, complaint: str) -> None:
         identity_from_ldap("alice", {**ALICE, **change}, [])
 
 
-def test_a_group_with_gid_0_is_refused() -> None:
-    with pytest.raises(IdentityError, match="gidNumber 0"):
-        identity_from_ldap("alice", ALICE, [{"cn": "wheel", "gidNumber": 0}])
+def test_a_group_with_gid_0_is_refused_by_name() -> None:
+    with pytest.raises(IdentityError, match="The directory entry of the group 'wheel' of 'alice' has gidNumber 0; servers never run as root"):
+        identity_from_ldap("alice", ALICE, [*GROUPS, {"cn": "wheel", "gidNumber": 0}])
+
+
+def test_a_group_without_a_gid_is_refused_by_name() -> None:
+    with pytest.raises(IdentityError, match="the group 'staff' of 'alice' has no gidNumber"):
+        identity_from_ldap("alice", ALICE, [{"cn": ["staff"], "gidNumber": []}])
 
 
 def test_primary_group_name_falls_back_to_the_username() -> None:

@@ -17,15 +17,20 @@ DNS_LABEL = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
     [
         ("", "empty"),
         ("a" * 65, "65 characters"),
+        ("a" * 200, "200 characters long; at most 64"),
         ("al\0ice", "NUL"),
         ("../etc", "'/'"),
         ("a/b", "'/'"),
+        ("/", "'/'"),
+        ("a:b", "':', which would break its line in /etc/passwd"),
         ("..", "not a valid directory name"),
         (".", "not a valid directory name"),
         ("al ice", "whitespace"),
         ("alice\n", "whitespace"),
         ("al\tice", "whitespace"),
         ("al\x7fice", "control"),
+        ("al\u00a0ice", "whitespace"),  # no-break space
+        ("al\u200bice", "control"),  # zero-width space (a format character)
     ],
 )
 def test_unsafe_usernames_are_refused_with_the_reason(username: str, complaint: str) -> None:
