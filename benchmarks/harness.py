@@ -76,6 +76,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="how many times N = 1 is run per contender")
     parser.add_argument("--sizes", default="10,30,50", help="burst sizes, comma-separated")
     parser.add_argument("--window", type=float, default=30.0, help="seconds of idle window with N running (hubs)")
+    parser.add_argument("--contenders", default="jovial,stock,floor", help="which of jovial, stock, floor to run")
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",") if n]
@@ -90,7 +91,7 @@ def main() -> int:
     schedule = [(1, 0.0)] * args.repeat + [(n, args.window) for n in sizes]
     results: list[BurstResult] = []
     for round_number, (n, window) in enumerate(schedule):
-        for contender in rotated(["jovial", "stock", "floor"], round_number):
+        for contender in rotated(args.contenders.split(","), round_number):
             started = time.monotonic()
             result = bursts[contender](n, window)
             results.append(result)

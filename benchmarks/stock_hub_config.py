@@ -17,6 +17,9 @@ c.SwarmSpawner.extra_placement_spec = {"constraints": [f"node.labels.{k}=={v}" f
 c.SwarmSpawner.cpu_limit = jovial.cpu_limit
 c.SwarmSpawner.mem_limit = jovial.mem_limit
 c.SwarmSpawner.start_timeout = jovial.start_timeout
+# Stock gives a server http_timeout (default 30 s) to answer once its task runs; in a burst of 30 on
+# two cores every server takes longer than that, and all of them fail. A site would raise it so:
+c.SwarmSpawner.http_timeout = jovial.start_timeout
 # Stock knows no LDAP identities: every server runs as one unprivileged uid with a scratch home.
 c.SwarmSpawner.extra_container_spec = {"user": "1000:1000"}
 c.SwarmSpawner.environment = {"HOME": "/tmp"}
