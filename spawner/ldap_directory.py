@@ -57,10 +57,9 @@ class LdapDirectory:
 
     def __init__(self, settings: LdapSettings) -> None:
         self.settings = settings
-        tls = None
+        self._tls = None
         if settings.tls != "insecure":
-            tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ca_file or None)
-        self._server = ldap3.Server(settings.url, tls=tls, connect_timeout=settings.timeout, get_info=ldap3.NONE)
+            self._tls = ldap3.Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=settings.ca_file or None)
         self._cache: dict[str, tuple[float, PosixIdentity]] = {}
         self._connection: ldap3.Connection | None = None
         self._lock = threading.Lock()
@@ -76,9 +75,12 @@ class LdapDirectory:
 
     def _connect(self) -> ldap3.Connection:
         s = self.settings
+        # A new Server for every new connection: ldap3 keeps a server's resolved addresses (even
+        # none, while the name did not resolve) for minutes; the directory may have moved meanwhile.
+        server = ldap3.Server(s.url, tls=self._tls, connect_timeout=s.timeout, get_info=ldap3.NONE)
         try:
             return ldap3.Connection(
-                self._server,
+                server,
                 user=s.bind_dn or None,
                 password=s.bind_password or None,
                 auto_bind=ldap3.AUTO_BIND_TLS_BEFORE_BIND if s.tls == "before_bind" else ldap3.AUTO_BIND_NO_TLS,
