@@ -24,4 +24,6 @@ async function attempt() {
   }
 }
 
-setTimeout(attempt, 500);
+// The first attempt waits out the hub's DNS cache (aiohttp keeps answers 10 s): asked sooner, the
+// hub would still call the old proxy's address and wait 30 s for its connect to time out.
+setTimeout(attempt, 11000);
