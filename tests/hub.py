@@ -130,10 +130,12 @@ class HubUser:
         ws_url = self.hub_url.replace("http", "ws", 1) + f"/user/{self.name}/terminals/websocket/{terminal}"
         ws = websocket.create_connection(ws_url, header=[f"Authorization: token {self.token}"], timeout=timeout)
         try:
-            # The typed line is echoed too, so the markers are matched only at the start of a line.
-            ws.send(json.dumps(["stdin", f"echo {marker}-begin; ( {command} ) 2>&1; echo {marker}-end-$?\r"]))
+            # The typed line is echoed too, so the markers are matched only at the start of a line
+            # (or right after the "\x1b[?2004l\r" with which bash's readline ends bracketed paste);
+            # a newline goes before the end marker in case the output does not end with one.
+            ws.send(json.dumps(["stdin", f"echo {marker}-begin; ( {command} ) 2>&1; s=$?; echo; echo {marker}-end-$s\r"]))
             output, deadline = "", time.monotonic() + timeout
-            pattern = re.compile(rf"^{marker}-begin\r?\n(.*?)^{marker}-end-(\d+)", re.S | re.M)
+            pattern = re.compile(rf"(?:^|\r){marker}-begin\r?\n(.*?)^{marker}-end-(\d+)", re.S | re.M)
             while not (found := pattern.search(output)):
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{command!r} did not finish in {timeout} s; output: {output[-500:]}")
