@@ -6,7 +6,7 @@ proxy with the same token, and every user's browser session (cookie) is still lo
 
 Proxy: the proxy service is force-updated; the new proxy starts with no routes and asks the hub
 for them (images/proxy/sync-routes.js), so every server answers again without anyone doing
-anything, well before the hub's own 30 s route check would have repaired it."""
+anything, before the hub's own 30 s route check would have repaired it."""
 
 import time
 from collections.abc import Callable, Iterator
