@@ -166,8 +166,9 @@ def remove_servers_of(*usernames: str) -> None:
 def wait_for_no_containers(client: docker.DockerClient, *usernames: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        left = [c for n in usernames for c in client.containers.list(all=True, filters={"label": f"jovial.user={n}"})]
+        # The low-level list: the high-level one inspects each container, which may vanish meanwhile (404).
+        left = [c for n in usernames for c in client.api.containers(all=True, filters={"label": f"jovial.user={n}"})]
         if not left:
             return
         time.sleep(0.5)
-    raise TimeoutError(f"containers still there after {timeout} s: {[c.name for c in left]}")
+    raise TimeoutError(f"containers still there after {timeout} s: {[c['Names'][0] for c in left]}")
