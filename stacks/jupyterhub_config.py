@@ -77,6 +77,11 @@ if not allowed_groups and allow_all != "true":
 fs_root = setting("JOVIAL_FS_ROOT")
 c.JupyterHub.spawner_class = "jovial"
 c.JovialSpawner.image = setting("JOVIAL_SINGLEUSER_IMAGE")
+# Images users choose from (the form, or {"image": "astro"} in a REST API spawn); the minimal
+# image is the default. Keys are what users see and send; values are image IDs or names.
+c.JovialSpawner.allowed_images = {"minimal": c.JovialSpawner.image}
+if setting("JOVIAL_ASTRO_IMAGE", ""):
+    c.JovialSpawner.allowed_images["astro"] = setting("JOVIAL_ASTRO_IMAGE")
 c.JovialSpawner.network_name = setting("JOVIAL_NETWORK", "jovial")
 c.JovialSpawner.ldap_url = setting("JOVIAL_LDAP_URL")
 c.JovialSpawner.ldap_tls = c.LDAPAuthenticator.tls_strategy  # same names, same meaning
@@ -86,6 +91,27 @@ c.JovialSpawner.ldap_bind_dn = setting("JOVIAL_LDAP_BIND_DN", "")
 c.JovialSpawner.ldap_bind_password_file = "/run/secrets/ldap_bind_password"
 c.JovialSpawner.shared_fs_root = fs_root
 c.JovialSpawner.home_path_template = fs_root + "/home/{username}"
+# Group project directories: <root>/projects/<group>, made by the site (owned by root and the
+# group, mode 2770), mounted read-write at /projects/<group> for members whose group has one.
+c.JovialSpawner.project_path_template = fs_root + "/projects/{group}"
+
+
+def data_collections(spec: str) -> list[dict]:
+    """JOVIAL_DATA_COLLECTIONS ("demo;gaia-dr3:gaia,survey") -> read-only mounts of
+    <root>/data/<name> at /data/<name>, for everyone or for members of the listed groups."""
+    collections = []
+    for entry in filter(None, (part.strip() for part in spec.split(";"))):
+        name, _, groups = entry.partition(":")
+        if not name or "/" in name or name in (".", ".."):
+            raise SystemExit(f"Jovial hub: JOVIAL_DATA_COLLECTIONS: {name!r} is not a directory name.")
+        collection = {"source": f"{fs_root}/data/{name}", "target": f"/data/{name}"}
+        if groups:
+            collection["groups"] = [g.strip() for g in groups.split(",") if g.strip()]
+        collections.append(collection)
+    return collections
+
+
+c.JovialSpawner.data_collections = data_collections(setting("JOVIAL_DATA_COLLECTIONS", ""))
 c.JovialSpawner.node_labels = {setting("JOVIAL_FS_LABEL", "jovial.fs"): setting("JOVIAL_FS_LABEL_VALUE", "lustre")}
 c.JovialSpawner.cpu_limit = float(setting("JOVIAL_CPU_LIMIT", "1"))
 c.JovialSpawner.mem_limit = setting("JOVIAL_MEM_LIMIT", "2G")

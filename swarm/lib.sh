@@ -155,8 +155,10 @@ deploy_stack() {
     JOVIAL_DOCKER_PROXY_IMAGE=$(image_id docker-proxy)
     JOVIAL_LDAP_IMAGE=$(image_id ldap)
     JOVIAL_SINGLEUSER_IMAGE=$(image_id singleuser)
+    JOVIAL_ASTRO_IMAGE=$(image_id astro)
     JOVIAL_HUB_CONFIG_HASH=$(sha256sum "$JOVIAL_REPO/stacks/jupyterhub_config.py" | cut -c1-16)
-    export JOVIAL_HUB_IMAGE JOVIAL_PROXY_IMAGE JOVIAL_DOCKER_PROXY_IMAGE JOVIAL_LDAP_IMAGE JOVIAL_SINGLEUSER_IMAGE JOVIAL_HUB_CONFIG_HASH
+    export JOVIAL_HUB_IMAGE JOVIAL_PROXY_IMAGE JOVIAL_DOCKER_PROXY_IMAGE JOVIAL_LDAP_IMAGE JOVIAL_SINGLEUSER_IMAGE JOVIAL_ASTRO_IMAGE
+    export JOVIAL_HUB_CONFIG_HASH
     say "deploying stack $stack"
     (cd "$JOVIAL_REPO" && docker stack deploy --resolve-image never "${files[@]}" "$stack" >/dev/null) \
         || die "docker stack deploy of $stack failed"
@@ -166,3 +168,38 @@ deploy_stack() {
 }
 
 stack_exists() { [ -n "$(docker stack ls --format '{{.Name}}' 2>/dev/null | grep -x "$JOVIAL_STACK")" ]; }
+
+ensure_dev_storage() {
+    # The development site's shared data on the stand-in filesystem: the read-only data collection
+    # `demo` (<root>/data/demo with one small FITS image, written once) and the project directory of
+    # the demo group astro (gid 20001 in the dev LDAP: alice and bob), owned root:astro, mode 2770
+    # (members write, new files get the group; nobody else enters).
+    install -d -m 0755 "$JOVIAL_FS_ROOT/data" "$JOVIAL_FS_ROOT/data/demo" "$JOVIAL_FS_ROOT/projects"
+    install -d -o 0 -g 20001 -m 2770 "$JOVIAL_FS_ROOT/projects/astro"
+    [ -s "$JOVIAL_FS_ROOT/data/demo/m31-demo.fits" ] && return 0
+    python3 - "$JOVIAL_FS_ROOT/data/demo/m31-demo.fits" <<'PY' || die "could not write the demo FITS file"
+"""A 64x64 float32 FITS image (a Gaussian source on a flat background, TAN WCS near M31), stdlib only."""
+import math, os, struct, sys
+
+def card(key, value, comment=""):
+    text = f"'{value:<8}'" if isinstance(value, str) else ("T" if value is True else repr(value)).rjust(20)
+    return f"{key:<8}= {text} / {comment}"[:80].ljust(80)
+
+n = 64
+cards = [card("SIMPLE", True, "FITS standard"), card("BITPIX", -32, "IEEE float"), card("NAXIS", 2),
+         card("NAXIS1", n), card("NAXIS2", n), card("OBJECT", "M31 demo", "synthetic"), card("BUNIT", "adu"),
+         card("CTYPE1", "RA---TAN"), card("CRVAL1", 10.6847), card("CRPIX1", 32.5), card("CDELT1", -0.0002778),
+         card("CTYPE2", "DEC--TAN"), card("CRVAL2", 41.2690), card("CRPIX2", 32.5), card("CDELT2", 0.0002778),
+         "END".ljust(80)]
+header = "".join(cards).encode("ascii")
+header += b" " * (-len(header) % 2880)
+pixels = [100.0 + 1000.0 * math.exp(-((x - 31.5) ** 2 + (y - 31.5) ** 2) / 50.0) for y in range(n) for x in range(n)]
+data = struct.pack(f">{n * n}f", *pixels)
+data += b"\0" * (-len(data) % 2880)
+tmp = sys.argv[1] + ".tmp"
+with open(tmp, "wb") as f:
+    f.write(header + data)
+os.chmod(tmp, 0o644)
+os.replace(tmp, sys.argv[1])
+PY
+}

@@ -53,7 +53,8 @@ def test_service_runs_as_alice_with_her_groups(alice: HubUser, docker_client: do
 
 def test_home_is_bind_mounted_from_the_shared_filesystem(alice: HubUser, docker_client: docker.DockerClient) -> None:
     spec = docker_client.services.get("jupyter-alice").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
-    assert spec["Mounts"] == [{"Type": "bind", "Source": f"{FS_ROOT}/home/alice", "Target": "/home/alice"}]
+    # First her home; then the dev site's project and data mounts (test_data_and_projects.py).
+    assert spec["Mounts"][0] == {"Type": "bind", "Source": f"{FS_ROOT}/home/alice", "Target": "/home/alice"}
     info = os.stat(FS_ROOT / "home" / "alice")
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (10001, 10001, 0o700)
 

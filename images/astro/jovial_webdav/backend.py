@@ -1,0 +1,46 @@
+"""The WsgiDAV server behind the handler: the home directory, in this process, on 127.0.0.1."""
+
+import os
+import threading
+from typing import Any
+
+_lock = threading.Lock()
+_port: int | None = None
+
+
+def wsgidav_config(root: str, mount_path: str) -> dict[str, Any]:
+    """WsgiDAV's settings: `root` served read-write at `mount_path`, no login of its own (the
+    Jupyter server in front has authenticated the request), symlinks not followed, in-memory
+    locks and dead properties, no HTML listing page, quiet logs."""
+    return {
+        "mount_path": mount_path.rstrip("/"),
+        "provider_mapping": {"/": {"root": root, "readonly": False}},
+        "fs_dav_provider": {"follow_symlinks": False},
+        "simple_dc": {"user_mapping": {"*": True}},
+        "http_authenticator": {"accept_basic": False, "accept_digest": False, "default_to_digest": False},
+        "lock_storage": True,
+        "property_manager": True,
+        "dir_browser": {"enable": False},
+        "suppress_version_info": True,
+        "verbose": 1,
+        "logging": {"enable": False},
+    }
+
+
+def ensure_started(root: str, mount_path: str) -> int:
+    """The port of this process's WsgiDAV server, started in daemon threads on first call."""
+    global _port
+    with _lock:
+        if _port is None:
+            # Imported here: servers that never use WebDAV never pay for it at start.
+            from cheroot import wsgi
+            from wsgidav.wsgidav_app import WsgiDAVApp
+
+            config = wsgidav_config(os.path.realpath(root), mount_path)
+            # WsgiDAV expects its mount path in SCRIPT_NAME: the dispatcher moves it there.
+            app = wsgi.PathInfoDispatcher({config["mount_path"]: WsgiDAVApp(config)})
+            server = wsgi.Server(("127.0.0.1", 0), app, numthreads=8, server_name="jovial-webdav")
+            server.prepare()  # binds the socket: the port is known from here on
+            threading.Thread(target=server.serve, name="jovial-webdav", daemon=True).start()
+            _port = server.bind_addr[1]
+        return _port
