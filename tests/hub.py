@@ -1,11 +1,15 @@
 """Talking to the deployed Jovial hub as a user would: log in through the proxy, then use the REST API."""
 
+import base64
 import json
 import os
 import re
+import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -146,6 +150,31 @@ class HubUser:
             ws.close()
             self.api.delete(f"{self.hub_url}/user/{self.name}/api/terminals/{terminal}", timeout=30)
         return int(found.group(2)), found.group(1).replace("\r\n", "\n").strip()
+
+
+    def run_python(self, script: str, cwd: str = "~", timeout: float = 120) -> tuple[int, str]:
+        """Run a Python script in a terminal of the user's server, from `cwd`; the script travels
+        as base64, so the terminal's line editing never sees its text."""
+        encoded = base64.b64encode(script.encode()).decode()
+        return self.run_in_terminal(f"cd {cwd} && echo {encoded} | base64 -d | python -", timeout=timeout)
+
+
+@contextmanager
+def started_with_workdir(name: str, options: dict, workdir: str) -> Iterator[HubUser]:
+    """The user's server, started with `options`, and a directory `workdir` the user made in their
+    home; afterwards the server is stopped and removed, and the directory deleted."""
+    remove_servers_of(name)
+    user = HubUser(name)
+    try:
+        user.start(options)
+        user.wait_ready()
+        status, output = user.run_in_terminal(f"mkdir -p ~/{workdir}")
+        assert status == 0, output
+        yield user
+    finally:
+        user.stop()
+        remove_servers_of(name)
+        shutil.rmtree(FS_ROOT / "home" / name / workdir, ignore_errors=True)
 
 
 def remove_servers_of(*usernames: str) -> None:

@@ -7,9 +7,7 @@ renders to PNG, and both run as her uid with her home as working directory. File
 make go to one directory of her home, removed at the end.
 """
 
-import base64
 import json
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ import docker
 import pytest
 import websocket
 
-from tests.hub import FS_ROOT, HubUser, remove_servers_of
+from tests.hub import FS_ROOT, HubUser, started_with_workdir
 
 pytestmark = pytest.mark.swarm
 USER, UID, GID = "alice", 10001, 10001
@@ -28,25 +26,13 @@ STACK = "astropy numpy scipy matplotlib pandas pyvo astroquery photutils regions
 
 @pytest.fixture(scope="module")
 def alice() -> Iterator[HubUser]:
-    remove_servers_of(USER)
-    user = HubUser(USER)
-    try:
-        user.start({"image": "astro"})
-        user.wait_ready()
-        status, output = user.run_in_terminal(f"mkdir -p ~/{WORK}")
-        assert status == 0, output
+    with started_with_workdir(USER, {"image": "astro"}, WORK) as user:
         yield user
-    finally:
-        user.stop()
-        remove_servers_of(USER)
-        shutil.rmtree(FS_ROOT / "home" / USER / WORK, ignore_errors=True)
 
 
 def python(user: HubUser, script: str, timeout: float = 120) -> tuple[int, str]:
-    """Run a Python script in a terminal of the user's server (in their home's test directory);
-    the script travels as base64, so the terminal's line editing never sees its text."""
-    encoded = base64.b64encode(script.encode()).decode()
-    return user.run_in_terminal(f"cd ~/{WORK} && echo {encoded} | base64 -d | python -", timeout=timeout)
+    """Run a Python script in a terminal of the user's server, in the test's directory of her home."""
+    return user.run_python(script, cwd=f"~/{WORK}", timeout=timeout)
 
 
 def run_in_kernel(user: HubUser, code: str, timeout: float = 120) -> str:

@@ -13,7 +13,6 @@ Everything the tests make is removed at the end, also when they fail.
 import base64
 import hashlib
 import random
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from xml.etree import ElementTree
 import pytest
 import requests
 
-from tests.hub import FS_ROOT, HUB_URL, HubUser, remove_servers_of
+from tests.hub import FS_ROOT, HUB_URL, HubUser, started_with_workdir
 
 pytestmark = pytest.mark.swarm
 USER, UID = "alice", 10001
@@ -35,18 +34,8 @@ DAV = f"{HUB_URL}/user/{USER}/webdav"
 
 @pytest.fixture(scope="module")
 def alice() -> Iterator[HubUser]:
-    remove_servers_of(USER)
-    user = HubUser(USER)
-    try:
-        user.start({"image": "astro"})
-        user.wait_ready()
-        reply = user.api.put(f"{HUB_URL}/user/{USER}/api/contents/{WORK}", json={"type": "directory"}, timeout=30)
-        assert reply.status_code == 201, reply.text
+    with started_with_workdir(USER, {"image": "astro"}, WORK) as user:
         yield user
-    finally:
-        user.stop()
-        remove_servers_of(USER)
-        shutil.rmtree(HOST_WORK, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
