@@ -10,6 +10,7 @@ in `settings.py`.
 import asyncio
 import html
 import inspect
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -72,6 +73,14 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
     def _default_network_name(self) -> str:
         return "jovial"
 
+    @default("http_timeout")
+    def _default_http_timeout(self) -> int:
+        # A start ends when the server answers, so this only matters when the hub restarts: it
+        # waits this long for each running server to answer, and shuts down one that does not.
+        # After the manager's engine restarts, the overlay network can take over 30 s (the hub's
+        # default) to reach the servers on other nodes again: giving up then would kill them.
+        return 120
+
     @default("object_name")
     def _object_name_default(self) -> str:
         return server_object_name(self.user.name, self.name)
@@ -96,6 +105,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         self._events: list[dict[str, Any]] = []
         self._event_added = asyncio.Event()
         self._starting = False
+        self.last_end = ""  # why the user's previous server stopped, if it ended by itself (kept in the state)
 
     @classmethod
     def check_config(cls, config: Config) -> None:
@@ -238,12 +248,13 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         )
 
     async def _render_options_form(self) -> str:
-        """The spawn form: a profile (size) and an image, when the site offers a choice."""
+        """The spawn form: a profile (size) and an image, when the site offers a choice, below
+        why the previous server stopped if it ended by itself."""
         identity = await self.resolve_identity(validate_username(self.user.name))
         groups = {g.name for g in identity.groups}
         profiles = [p for p in parse_profiles(self.profiles) if p.allows(groups)]
         images = list(self._offered_images())
-        parts = []
+        parts = [f'<div class="alert alert-warning" role="alert">{html.escape(self.last_end)}</div>'] if self.last_end else []
         if len(profiles) > 1:
             parts.append(_select("profile", "Size", [(p.name, p.display_name) for p in profiles]))
         if len(images) > 1:
@@ -279,6 +290,8 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
 
     async def _start(self) -> tuple[str, int]:
         deadline = asyncio.get_running_loop().time() + self.start_timeout - START_TIMEOUT_MARGIN
+        if self.last_end:
+            self._report(self.last_end, 5)
         username = validate_username(self.user.name)
         identity = await self.resolve_identity(username)
         self._report(f"Found your account: {identity.username}, uid {identity.uid}, gid {identity.gid}", 10)
@@ -301,10 +314,12 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             self.object_id = await backend.launch(spec)
             self._report("Asked the cluster for your server", 30)
             remaining = deadline - asyncio.get_running_loop().time()
-            return await backend.wait_running(spec, self._report, timeout=remaining)
+            address = await backend.wait_running(spec, self._report, timeout=remaining)
         except BaseException:
             await asyncio.shield(self._remove_after_failure())
             raise
+        self.last_end = ""
+        return address
 
     async def _remove_after_failure(self) -> None:
         """Remove what a failed start made; a problem doing so is logged, not raised over the user's error."""
@@ -326,13 +341,15 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         self.object_id = ""
 
     async def poll(self) -> int | str | None:
-        """Alive or not from the watcher's memory (no orchestrator call); a running server that the
-        orchestrator moved to a new address gets its hub route moved along."""
+        """Alive or not from the watcher's memory (no orchestrator call). A running server that the
+        orchestrator moved to a new address gets its hub route moved along; one that ended by
+        itself is removed, and why it ended is kept for the user (`last_end`)."""
         if not self.object_id:
-            return 0
+            return self.last_end or 0
         status = await (await self.backend()).status(self.object_name)
         if not status.alive:
-            return status.reason or 0
+            await self._ended(status.reason)
+            return self.last_end
         if self.ready and status.address and status.address != self.server.ip:
             self.log.warning("%s moved from %s to %s; updating its route", self._log_name, self.server.ip, status.address)
             self.server.ip = status.address
@@ -342,6 +359,40 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             except Exception:  # the proxy may be restarting: the hub's periodic route check repairs it
                 self.log.exception("Could not update the proxy's route of %s", self._log_name)
         return None
+
+    async def _ended(self, reason: str) -> None:
+        """The server ended without the hub stopping it: remember why, and remove what is left of it
+        (JupyterHub calls stop() only for servers that poll() finds alive)."""
+        at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.last_end = f"Your previous server stopped at {at}. {reason}"
+        self.log.warning("%s ended: %s", self._log_name, reason)
+        try:
+            await self._remove()
+        except Exception:
+            self.log.exception("Could not remove what is left of %s's ended server: %s", self._log_name, self.object_name)
+
+    def start_polling(self) -> None:
+        """JupyterHub's periodic poll, and a poll as soon as the backend sees the server die or move."""
+        super().start_polling()
+        backend = type(self)._backends.get(self.orchestrator)
+        if backend is not None and self.object_id:
+            backend.follow(self.object_name, self.poll_and_notify)
+
+    def stop_polling(self) -> None:
+        super().stop_polling()
+        backend = type(self)._backends.get(self.orchestrator)
+        if backend is not None:
+            backend.unfollow(self.object_name)
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self.last_end:
+            state["last_end"] = self.last_end
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        self.last_end = state.get("last_end", "")
 
     async def stop(self, now: bool = False) -> None:
         await self._remove()

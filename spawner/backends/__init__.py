@@ -1,10 +1,11 @@
 """The backend protocol: what the spawner needs from an orchestrator, whatever it is.
 
 A backend turns a ServerSpec into running objects and reports on them by the spec's name. The
-Swarm backend lives in `backends.swarm`; a Kubernetes backend implements the same four calls.
+Swarm backend lives in `backends.swarm`, the Kubernetes backend in `backends.kubernetes`; both
+implement the same calls.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,3 +45,9 @@ class Backend(Protocol):
 
     async def remove(self, name: str) -> None:
         """Remove every object made for the server called `name`; quiet if there are none."""
+
+    def follow(self, name: str, callback: Callable[[], Awaitable[object]]) -> None:
+        """Call `callback` soon after the server called `name` dies, comes back or moves (see follow.py)."""
+
+    def unfollow(self, name: str) -> None:
+        """Stop calling back for the server called `name`."""

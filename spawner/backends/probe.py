@@ -13,6 +13,16 @@ Probe = Callable[[str, int], Awaitable[bool]]
 # Without a probe (the hub is not on the servers' network), a server counts as started once it
 # has run this long: one that exits at once is still reported, with its last output.
 RUNNING_GRACE = 1.0
+FIRST_PROBE_INTERVAL, LAST_PROBE_INTERVAL = 0.05, 0.5
+
+
+def probe_interval(running_for: float) -> float:
+    """Seconds until the next probe of a server that has been running (not answering yet) for
+    `running_for` seconds: often at first (a lone server answers a second or two after it runs),
+    less often as the wait grows (when a class starts at once, each server takes tens of seconds
+    and hundreds of servers would otherwise be probed ten times a second). Waiting for the next
+    probe adds at most an eighth of the time already waited, and never more than half a second."""
+    return min(LAST_PROBE_INTERVAL, max(FIRST_PROBE_INTERVAL, running_for / 8))
 
 
 async def port_answers(ip: str, port: int, timeout: float = 0.5) -> bool:

@@ -1,10 +1,10 @@
 """The Swarm watcher on the real swarm: status costs no Docker call, relists cost the same for 1
 or 5 servers, a fresh backend (a restarted hub) finds every running server on its first list,
-respawns reach their new address, the events stream is followed again after it drops, and the
-hub's route follows a server Swarm restarted at a new address.
+respawns reach their new address, and the events stream is followed again after it drops. (The
+hub's route following a server that Swarm restarted: test_server_deaths.py.)
 
-All but the last talk to SwarmBackend directly, through a counting proxy in front of the Docker
-socket; their servers run `sleep` instead of JupyterLab (the watcher only needs tasks). Needs the
+They talk to SwarmBackend directly, through a counting proxy in front of the Docker socket;
+their servers run `sleep` instead of JupyterLab (the watcher only needs tasks). Needs the
 deployed stack (tests/run brings it up): its overlay network `jovial`, its hub, and the local
 image jovial/singleuser:dev.
 """
@@ -28,7 +28,7 @@ from jovial.backends.swarm import SwarmBackend
 from jovial.names import server_object_name
 from jovial.spec import ResourceSpec, ServerSpec
 from tests.docker_counter import DockerCounter
-from tests.hub import FS_ROOT, HubUser, remove_servers_of
+from tests.hub import FS_ROOT, remove_servers_of
 from tests.specs import server_spec, site_settings
 
 pytestmark = pytest.mark.swarm
@@ -201,40 +201,3 @@ async def test_the_events_stream_is_followed_again_after_the_engine_dropped_it(
     while spec.name not in (await backend.watcher.newer_than(0, 10)).services:
         assert time.monotonic() < deadline, "the service event after the reconnection was missed"
         await asyncio.sleep(0.1)
-
-
-def running_address(client: docker.DockerClient, service: str) -> tuple[str, str] | None:
-    """(task ID, address) of the service's running task, if it has one."""
-    for task in client.services.get(service).tasks({"desired-state": "running"}):
-        if task["Status"]["State"] == "running":
-            return task["ID"], task["NetworksAttachments"][0]["Addresses"][0].split("/")[0]
-    return None
-
-
-def test_the_hubs_route_follows_a_server_that_swarm_restarted_at_a_new_address() -> None:
-    """Killed, the server is restarted by Swarm at a new address; the hub's next poll (every 30 s)
-    moves the route there. Without it the proxy would keep sending alice to the old address."""
-    client = docker.from_env()
-    remove_servers_of("alice")
-    user = HubUser("alice")
-    try:
-        user.start()
-        user.wait_ready()
-        old_task, old_address = running_address(client, "jupyter-alice")
-        assert user.server_answers()
-        since = int(time.time())
-        client.containers.list(filters={"label": "jovial.user=alice"})[0].kill()
-        deadline = time.monotonic() + 60
-        while (new := running_address(client, "jupyter-alice")) in (None, (old_task, old_address)):
-            assert time.monotonic() < deadline, "Swarm did not restart the killed server"
-            time.sleep(0.5)
-        assert new[1] != old_address
-        deadline = time.monotonic() + 90
-        while not user.server_answers():
-            assert time.monotonic() < deadline, "the route did not follow the server to its new address"
-            time.sleep(1)
-        hub_log = b"".join(client.services.get("jovial_hub").logs(since=since, stdout=True, stderr=True)).decode()
-        assert f"moved from {old_address} to {new[1]}" in hub_log
-    finally:
-        user.stop()
-        remove_servers_of("alice")

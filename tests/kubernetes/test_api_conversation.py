@@ -16,6 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from jovial.backends.kubernetes import KubernetesBackend
+from jovial.backends.kubernetes.client import POD_GONE
 from jovial.backends.probe import port_answers
 from jovial.errors import LaunchError
 from jovial.spec import DataCollection, ResourceSpec, ServerSpec
@@ -242,7 +243,7 @@ async def test_an_expired_watch_leads_to_a_fresh_list_and_later_changes_are_seen
     assert "failed" not in caplog.text
     cluster.api.remove("pods", NAMESPACE, server.name)  # e.g. an operator's kubectl delete
     await until(lambda: server.name not in backend.watcher.state.pods)
-    assert (await backend.status(server.name)).reason == "the pod is gone"
+    assert (await backend.status(server.name)).reason == POD_GONE
 
 
 async def test_after_the_connection_drops_the_watcher_lists_again_and_sees_what_it_missed(cluster, make_backend) -> None:
@@ -256,5 +257,5 @@ async def test_after_the_connection_drops_the_watcher_lists_again_and_sees_what_
     cluster.api.compact()  # what happened while disconnected is not in any watch's history
     cluster.api.remove("pods", NAMESPACE, "jupyter-bob")
     await until(lambda: cluster.api.calls["GET pods"] > lists and cluster.api.open_watches() == 2)
-    assert (await backend.status("jupyter-bob")).reason == "the pod is gone"
+    assert (await backend.status("jupyter-bob")).reason == POD_GONE
     assert (await backend.status("jupyter-alice")).alive

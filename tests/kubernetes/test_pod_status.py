@@ -30,4 +30,4 @@ def test_a_finished_or_deleted_pod_is_not_alive_and_says_why() -> None:
     assert not ended.alive and ended.reason == "Succeeded: Your server stopped (exit code 0)."
     evicted = pod_status({"metadata": {}, "status": {"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."}})
     assert not evicted.alive and evicted.reason == "Failed: Evicted: The node was low on resource: memory."
-    assert pod_status(pod(deleting=True)).reason == "the pod is being removed"
+    assert pod_status(pod(deleting=True)).reason == "Your server's pod is being removed from the cluster."

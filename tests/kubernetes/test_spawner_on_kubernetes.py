@@ -6,6 +6,7 @@ The spawner reaches the API through a KUBECONFIG that points at the fake API ser
 tests/kubernetes/fake_apiserver.py on 127.0.0.1: THIS IS NOT A CLUSTER (see test_api_conversation.py).
 """
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from traitlets.config import Config
 
 from jovial.backends.kubernetes import KubernetesBackend
+from jovial.backends.kubernetes.client import POD_GONE
 from jovial.errors import LaunchError
 from jovial.spawner import JovialSpawner
 from tests.kubernetes.conftest import NAMESPACE, FakeCluster
@@ -129,3 +131,25 @@ async def test_a_failed_start_on_kubernetes_leaves_nothing_behind(make_spawner, 
         await spawner.start()
     assert time.monotonic() - started < 5
     assert cluster.left() == {} and spawner.object_id == ""
+
+
+async def test_a_server_that_ends_by_itself_is_noticed_at_once_removed_and_explained(make_spawner, cluster: FakeCluster) -> None:
+    spawner = make_spawner()
+    await spawner.start()
+    stopped = asyncio.Event()
+    spawner.add_poll_callback(stopped.set)  # what the hub registers: its "server stopped" handling
+    spawner.poll_interval = 3600  # the hub's periodic poll cannot be what notices it
+    spawner.start_polling()
+    cluster.api.remove("pods", NAMESPACE, "jupyter-astro1")  # behind the hub's back
+    await asyncio.wait_for(stopped.wait(), 5)
+    assert spawner.last_end.startswith("Your previous server stopped at ") and POD_GONE in spawner.last_end
+    assert cluster.left() == {} and spawner.object_id == ""  # its Service and ConfigMap are removed too
+    assert await spawner.poll() == spawner.last_end
+
+    after_restart = make_spawner()  # a restarted hub loads the state the hub saved
+    after_restart.load_state(spawner.get_state())
+    assert after_restart.last_end == spawner.last_end
+    await after_restart.start()
+    assert after_restart._events[0] == {"progress": 5, "message": spawner.last_end}
+    assert after_restart.last_end == "" and "last_end" not in after_restart.get_state()
+    await after_restart.stop()

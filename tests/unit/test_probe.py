@@ -3,7 +3,7 @@
 import asyncio
 import socket
 
-from jovial.backends.probe import port_answers
+from jovial.backends.probe import port_answers, probe_interval
 
 
 async def test_a_listening_port_answers() -> None:
@@ -21,3 +21,10 @@ async def test_a_closed_port_does_not() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     assert not await port_answers("127.0.0.1", port)
+
+
+def test_probes_come_often_at_first_and_seldom_after_a_long_wait() -> None:
+    assert probe_interval(0.0) == 0.05
+    assert probe_interval(1.0) == 0.125  # a lone server: its answer is seen within an eighth of the wait
+    assert probe_interval(60.0) == 0.5  # one of a class starting at once: 2 probes a second, not 20
+    assert all(probe_interval(t) <= max(0.05, t / 8) for t in (0.1, 0.5, 2.0, 3.9, 100.0))

@@ -1,6 +1,6 @@
 """Reading Swarm task lists: the step to show, the address, and failures explained in words."""
 
-from jovial.backends.swarm.tasks import newest, server_status, task_address, view_tasks
+from jovial.backends.swarm.tasks import ending, newest, server_status, task_address, view_tasks
 
 NODES = {"n1": "node-one"}
 
@@ -57,7 +57,7 @@ def test_a_task_that_completed_while_starting_is_a_failure() -> None:
 def test_a_stale_task_reporting_late_does_not_hide_the_running_replacement() -> None:
     replacement = {**task("running", index=10, address="10.0.1.9/24"), "CreatedAt": "2026-11-25T10:00:05.5Z"}
     stale = {**task("shutdown", index=12), "DesiredState": "shutdown", "CreatedAt": "2026-11-25T10:00:00.123456789Z"}
-    status = server_status([stale, replacement], ["jovial"])
+    status = server_status([stale, replacement], ["jovial"], NODES, {"Condition": "on-failure", "MaxAttempts": 3}, 0.0)
     assert status.alive and status.address == "10.0.1.9"
 
 
@@ -65,3 +65,32 @@ def test_creation_times_compare_whatever_their_fraction_digits() -> None:
     late = {**task("shutdown"), "DesiredState": "shutdown", "CreatedAt": "2026-11-25T10:00:00.9Z"}
     early = {**task("complete"), "DesiredState": "shutdown", "CreatedAt": "2026-11-25T10:00:00.10000000Z"}
     assert newest([early, late]) is late  # .9 s is later than .1 s, though "9" is the shorter string
+
+
+def ended(state: str, code: int | None, err: str = "", memory: int | None = None) -> dict:
+    t = {**task(state, err), "DesiredState": "shutdown"}
+    if code is not None:
+        t["Status"]["ContainerStatus"] = {"ExitCode": code}
+    if memory:
+        t["Spec"] = {"Resources": {"Limits": {"MemoryBytes": memory}}, "ContainerSpec": {"Image": "sha256:abc"}}
+    return t
+
+
+def test_why_a_server_ended_is_said_in_words() -> None:
+    assert ending(ended("complete", 0), "node-one") == "Your server shut itself down (as after File > Shut Down in JupyterLab)."
+    killed = ending(ended("failed", 137, "task: non-zero exit (137)", memory=2 << 30), "node-one")
+    assert killed == (
+        "Your server was killed (exit code 137) on node node-one; most often that is because it needed "
+        "more memory than its limit of 2 GiB."
+    )
+    assert ending(ended("failed", 137, memory=None), "n").endswith("because it ran out of memory.")
+    assert ending(ended("failed", 3, "task: non-zero exit (3)"), "node-one") == "Your server stopped on node node-one with exit code 3."
+    assert "not on node node-one" in ending(ended("rejected", None, "No such image: x", memory=1 << 20), "node-one")
+    assert ending(ended("shutdown", None), "node-one") == "The cluster stopped your server on node node-one (shutdown: no reason given)."
+
+
+def test_a_server_that_failed_after_its_restarts_says_how_often_it_was_started() -> None:
+    tries = [{**ended("failed", 137, memory=512 << 20), "CreatedAt": f"2026-12-01T10:00:0{i}Z"} for i in range(4)]
+    status = server_status(tries, ["jovial"], NODES, {"Condition": "on-failure", "MaxAttempts": 3}, 0.0)
+    assert not status.alive
+    assert status.reason.endswith("its limit of 512 MiB. Swarm had started it 4 times.")

@@ -1,12 +1,24 @@
 """The watcher's pure parts: a relist's answers -> per-service state, which events call for a
 relist, and a service's status (alive, and where) read from its tasks."""
 
-from jovial.backends.swarm.tasks import server_status
+from datetime import datetime, timezone
+
+from jovial.backends.swarm.tasks import server_status as status_of_tasks
 from jovial.backends.swarm.watcher import node_names, services_by_name, unknown_nodes, wants_relist
 
 
+ON_FAILURE = {"Condition": "on-failure", "MaxAttempts": 3}
+
+
+NOW = 1_795_000_000.0  # seconds since the epoch: 2026-11-18
+
+
+def server_status(tasks: list[dict], networks: set[str], nodes: dict[str, str] | None = None, policy: dict | None = None, now: float = NOW):
+    return status_of_tasks(tasks, networks, nodes or {}, ON_FAILURE if policy is None else policy, now)
+
+
 def service(sid: str, name: str, network: str = "net-id") -> dict:
-    return {"ID": sid, "Spec": {"Name": name, "TaskTemplate": {"Networks": [{"Target": network}]}}}
+    return {"ID": sid, "Spec": {"Name": name, "TaskTemplate": {"Networks": [{"Target": network}], "RestartPolicy": ON_FAILURE}}}
 
 
 def task(service_id: str, state: str = "running", index: int = 1, address: str | None = None, desired: str = "running") -> dict:
@@ -28,6 +40,7 @@ def test_tasks_go_to_their_service_by_id_and_other_services_tasks_are_dropped() 
     assert set(state) == {"jupyter-alice", "jupyter-bob"}
     assert state["jupyter-alice"].tasks == (a, b)
     assert state["jupyter-bob"].tasks == () and state["jupyter-bob"].networks == frozenset({"net-id"})
+    assert state["jupyter-bob"].restart_policy == ON_FAILURE
 
 
 def test_a_respawned_service_has_only_its_own_tasks_not_those_of_the_one_it_replaced() -> None:
@@ -47,7 +60,8 @@ def test_node_names_are_looked_up_only_for_new_nodes() -> None:
     }
 
 
-def test_service_events_and_the_life_of_jovial_containers_call_for_a_relist() -> None:
+def test_service_and_node_events_and_the_life_of_jovial_containers_call_for_a_relist() -> None:
+    assert wants_relist({"Type": "node", "Action": "update", "Actor": {"Attributes": {"state.new": "down"}}})
     ours = {"Attributes": {"jovial.managed": "true", "name": "jupyter-alice.1.x"}}
     assert wants_relist({"Type": "service", "Action": "remove", "Actor": {"Attributes": {"name": "jupyter-alice"}}})
     assert wants_relist({"Type": "container", "Action": "die", "Actor": ours})
@@ -74,7 +88,43 @@ def test_a_server_swarm_restarts_after_a_crash_is_alive_with_its_new_address_onc
 
 
 def test_a_server_that_ended_is_not_alive_and_says_why() -> None:
-    status = server_status([task("s1", "failed", desired="shutdown")], {"net-id"})
-    assert not status.alive and status.reason == "failed: boom" and status.address is None
-    assert not server_status([task("s1", "running", desired="shutdown")], {"net-id"}).alive
-    assert server_status([], {"net-id"}).reason == "the service has no task"
+    status = server_status([task("s1", "failed", desired="shutdown")], {"net-id"}, {"n1": "worker-2"}, {"Condition": "none"})
+    assert not status.alive and status.address is None
+    assert status.reason == "The cluster could not run your server on node worker-2: boom."
+    assert not server_status([task("s1", "running", desired="shutdown")], {"net-id"}, policy={"Condition": "none"}).alive
+    assert server_status([], {"net-id"}).reason == "Your server's service has no task: the cluster stopped running it."
+
+
+def test_a_server_is_alive_between_a_crash_and_the_restart_its_policy_promises() -> None:
+    crashed = [task("s1", "failed", index=i, desired="shutdown") for i in range(1, 5)]
+    assert server_status(crashed[:1], {"net-id"}) == server_status(crashed[:3], {"net-id"}) == status_of_tasks(crashed[:1], {"net-id"}, {}, {"Condition": "any"}, NOW)
+    assert server_status(crashed[:1], {"net-id"}).alive and server_status(crashed[:1], {"net-id"}).address is None
+    given_up = server_status(crashed, {"net-id"})  # the first run and its 3 restarts
+    assert not given_up.alive and given_up.reason.endswith("Swarm had started it 4 times.")
+    assert not server_status([task("s1", "complete", desired="shutdown")], {"net-id"}).alive  # a clean exit is not restarted
+    assert server_status([task("s1", "complete", desired="shutdown")], {"net-id"}, policy={"Condition": "any"}).alive
+    assert server_status(crashed * 5, {"net-id"}, policy={"Condition": "on-failure"}).alive  # no MaxAttempts: for ever
+
+
+def stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+
+
+def crash_at(created: float, ended: float, index: int) -> dict:
+    crashed = task("s1", "failed", index=index, desired="shutdown")
+    crashed["CreatedAt"], crashed["Status"]["Timestamp"] = stamp(created), stamp(ended)
+    return crashed
+
+
+def test_only_restarts_within_the_window_count_and_a_replacement_that_never_came_is_not_waited_for() -> None:
+    policy = {"Condition": "on-failure", "MaxAttempts": 3, "Window": 600 * 10**9, "Delay": 10**9}
+    # Three node losses in three days: each is restarted (the earlier restarts are out of the window).
+    days = [crash_at(NOW - day * 86400, NOW - day * 86400 + 3600, i) for i, day in enumerate((3, 2, 1))]
+    latest = crash_at(NOW - 60, NOW - 1, 4)
+    assert server_status([*days, latest], {"net-id"}, policy=policy).alive
+    # A crash loop: the first run and three restarts within a minute; the fourth end is final.
+    loop = [crash_at(NOW - 60 + 10 * i, NOW - 55 + 10 * i, i) for i in range(4)]
+    assert not server_status(loop, {"net-id"}, policy=policy, now=NOW - 55 + 30 + 0.5).alive
+    assert server_status(loop[:3], {"net-id"}, policy=policy, now=NOW - 55 + 20 + 0.5).alive
+    # Swarm's own count lives in the manager's memory: no replacement 16 s after the end + delay means none is coming.
+    assert server_status(loop[:1], {"net-id"}, policy=policy, now=NOW - 55 + 17.5).alive is False

@@ -21,15 +21,16 @@ from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 from ...errors import LaunchError
 from ...spec import ServerSpec
 from .. import ProgressReport, ServerStatus
-from ..probe import RUNNING_GRACE, Probe
+from ..follow import Followers, StatusChanged
+from ..probe import RUNNING_GRACE, Probe, probe_interval
 from .builder import STOP_GRACE_SECONDS, config_map_name, manifests
 from .pods import pod_status, view_pod
 from .watcher import KubernetesWatcher
 
 FIRST_LIST_TIMEOUT = 30.0
 CALL_TIMEOUT = 30.0
-PROBE_INTERVAL = 0.25  # seconds between probes of a running server that does not answer yet
 REMOVE_WAIT = STOP_GRACE_SECONDS + 20.0  # seconds remove() waits for the pod to be gone
+POD_GONE = "Your server's pod was removed from the cluster (not by the hub)."
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -90,6 +91,7 @@ class KubernetesBackend:
         self.api = CoreV1Api(api_client)
         self.namespace = namespace
         self.watcher = KubernetesWatcher(self.api, namespace, log)
+        self._followers = Followers(self._next_change, self.status, log)
         self._log = log
         self._extended_resources = dict(extended_resources)
         self._probe = probe
@@ -144,7 +146,7 @@ class KubernetesBackend:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise LaunchError(f"Your server did not start within {timeout:.0f} seconds; last step: {last_message or 'none'}.")
-            wait = min(remaining, PROBE_INTERVAL) if running_since is not None else remaining
+            wait = min(remaining, probe_interval(loop.time() - running_since)) if running_since is not None else remaining
             version = await self.watcher.changed_after(version, wait) or version
 
     async def status(self, name: str) -> ServerStatus:
@@ -152,7 +154,7 @@ class KubernetesBackend:
             return ServerStatus(alive=True, reason="not listed yet: the Kubernetes API has not answered")
         pod = self.watcher.state.pods.get(name)
         if pod is None:
-            return ServerStatus(alive=False, reason="the pod is gone")
+            return ServerStatus(alive=False, reason=POD_GONE)
         return pod_status(pod)
 
     async def remove(self, name: str) -> None:
@@ -171,9 +173,21 @@ class KubernetesBackend:
                 return
             version = changed
 
+    def follow(self, name: str, callback: StatusChanged) -> None:
+        self._followers.follow(name, callback)
+
+    def unfollow(self, name: str) -> None:
+        self._followers.unfollow(name)
+
+    async def _next_change(self, after: int) -> int:
+        changed = await self.watcher.changed_after(after, None)
+        assert changed is not None  # no timeout: it waits for one
+        return changed
+
     async def close(self) -> None:
         """Stop the watcher and close the API client, which the backend owns (a hub keeps its
         backend for its whole life; tests make several)."""
+        await self._followers.close()
         await self.watcher.close()
         await self.api.api_client.close()
 

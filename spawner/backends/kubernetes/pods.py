@@ -134,7 +134,7 @@ def pod_status(pod: Pod) -> ServerStatus:
     MAX_RESTARTS times), and its address once its container runs."""
     status = pod.get("status", {})
     if pod.get("metadata", {}).get("deletionTimestamp"):
-        return ServerStatus(alive=False, reason="the pod is being removed")
+        return ServerStatus(alive=False, reason="Your server's pod is being removed from the cluster.")
     container = _container_status(pod)
     state = container.get("state") or {}
     if status.get("phase") in ("Succeeded", "Failed"):

@@ -94,11 +94,11 @@ class KubernetesWatcher:
             return False
         return True
 
-    async def changed_after(self, version: int, timeout: float) -> int | None:
-        """The state's version once it is newer than `version`; None after `timeout` seconds."""
+    async def changed_after(self, version: int, timeout: float | None) -> int | None:
+        """The state's version once it is newer than `version`; None after `timeout` seconds (None: no limit)."""
         self._start()
         try:
-            async with asyncio.timeout(max(0.0, timeout)):
+            async with asyncio.timeout(None if timeout is None else max(0.0, timeout)):
                 while self._version <= version:
                     await self._changed.wait()
         except TimeoutError:

@@ -27,6 +27,10 @@ from ...spec import OBJECT_LABEL, FileSpec, MountSpec, ServerSpec
 
 NO_NEW_PRIVILEGES = ("setpriv", "--no-new-privs")
 NANO = 1_000_000_000
+# A clean exit (the user shut the server down) stays stopped. A crash, a lost node or an engine
+# restart is retried after a second, RESTARTS times within RESTART_WINDOW seconds: a server that
+# keeps dying is given up (and its user told why), one whose node is lost now and then is not.
+RESTART_DELAY, RESTARTS, RESTART_WINDOW = 1, 3, 600
 
 
 @dataclass(frozen=True)
@@ -95,8 +99,9 @@ def service_args(spec: ServerSpec, config_ids: Mapping[str, str]) -> dict[str, A
     task = TaskTemplate(
         container_spec=container,
         resources=resources,
-        # A clean exit (the user shut the server down) stays stopped; a crash or a lost node is retried.
-        restart_policy=RestartPolicy(condition="on-failure", delay=NANO, max_attempts=3),
+        restart_policy=RestartPolicy(
+            condition="on-failure", delay=RESTART_DELAY * NANO, max_attempts=RESTARTS, window=RESTART_WINDOW * NANO
+        ),
         placement=Placement(constraints=placement_constraints(spec)),
         networks=[NetworkAttachmentConfig(target=spec.network)],
     )

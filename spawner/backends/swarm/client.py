@@ -15,14 +15,14 @@ from docker.errors import APIError, NotFound
 from ...errors import LaunchError
 from ...spec import OBJECT_LABEL, ServerSpec
 from .. import ProgressReport, ServerStatus
-from ..probe import RUNNING_GRACE, Probe
+from ..follow import Followers, StatusChanged
+from ..probe import RUNNING_GRACE, Probe, probe_interval
 from .builder import config_args, service_args
 from .tasks import server_status, view_tasks
 from .watcher import SwarmWatcher
 
 LOG_LINES = 10
 FIRST_LIST_TIMEOUT = 30.0
-PROBE_INTERVAL = 0.1  # seconds between two probes of a running server's port
 
 
 class SwarmBackend:
@@ -38,6 +38,7 @@ class SwarmBackend:
     ) -> None:
         self.client = client
         self.watcher = SwarmWatcher(client, log, relist_interval)
+        self._followers = Followers(self._next_list, self.status, log, self.watcher.hurry)
         self._probe = probe
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
@@ -85,22 +86,23 @@ class SwarmBackend:
                 if running_since is None:
                     running_since = snapshot.began
                 if self._probe is not None:
-                    if await self._answers_before_next_list(self._probe, view.address, spec.port, seq):
+                    if await self._answers_before_next_list(self._probe, view.address, spec.port, seq, running_since):
                         report("Your server answers", 95)
                         return view.address, spec.port
                 elif snapshot.began - running_since >= RUNNING_GRACE:
                     return view.address, spec.port
         raise LaunchError(f"Your server did not start within {timeout:.0f} seconds; last step: {last_message or 'none'}.")
 
-    async def _answers_before_next_list(self, probe: Probe, address: str, port: int, seq: int) -> bool:
-        """Probe the port every PROBE_INTERVAL until it answers (True) or the watcher has a newer
+    async def _answers_before_next_list(self, probe: Probe, address: str, port: int, seq: int, running_since: float) -> bool:
+        """Probe the port (at `probe_interval`s) until it answers (True) or the watcher has a newer
         list (False: the caller reads it, in case the server failed or moved meanwhile)."""
+        loop = asyncio.get_running_loop()
         next_list = asyncio.ensure_future(self.watcher.newer_than(seq, None))
         try:
             while not next_list.done():
                 if await probe(address, port):
                     return True
-                await asyncio.wait([next_list], timeout=PROBE_INTERVAL)
+                await asyncio.wait([next_list], timeout=probe_interval(loop.time() - running_since))
             return False
         finally:
             next_list.cancel()
@@ -111,16 +113,28 @@ class SwarmBackend:
             return ServerStatus(alive=True, reason="not listed yet: the Docker API has not answered")
         service = snapshot.services.get(name)
         if service is None:
-            return ServerStatus(alive=False, reason="the service is gone")
-        return server_status(service.tasks, service.networks)
+            return ServerStatus(alive=False, reason="Your server's service was removed from the cluster (not by the hub).")
+        return server_status(service.tasks, service.networks, snapshot.node_names, service.restart_policy, snapshot.listed_at)
 
     async def remove(self, name: str) -> None:
         await self._remove_quietly("remove_service", name)
         for config in await self._call("configs", filters={"label": f"{OBJECT_LABEL}={name}"}):
             await self._remove_quietly("remove_config", config["ID"])
 
+    def follow(self, name: str, callback: StatusChanged) -> None:
+        self._followers.follow(name, callback)
+
+    def unfollow(self, name: str) -> None:
+        self._followers.unfollow(name)
+
+    async def _next_list(self, after: int) -> int:
+        snapshot = await self.watcher.newer_than(after, None)
+        assert snapshot is not None  # no timeout: it waits for one
+        return snapshot.seq
+
     async def close(self) -> None:
         """Stop the watcher (a hub keeps its backend for its whole life; tests make several)."""
+        await self._followers.close()
         await self.watcher.close()
 
     async def _remove_quietly(self, method: str, object_id: str) -> None:

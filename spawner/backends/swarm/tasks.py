@@ -4,6 +4,7 @@ whether a running one is still alive and where. Pure."""
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from .. import ServerStatus
@@ -24,6 +25,9 @@ _STEPS = {
 ALIVE_STATES = frozenset(_STEPS)
 FAILED_STATES = frozenset({"failed", "rejected"})
 DESIRED_ALIVE = frozenset({"ready", "running"})
+KILLED_EXIT_CODE = 137  # 128 + SIGKILL: the kernel's OOM killer, or someone's kill -9
+NANO = 1e9  # Docker's durations are in nanoseconds
+REPLACEMENT_GRACE = 15.0  # seconds after a task's end (plus the restart delay) by which Swarm has made its replacement
 
 
 @dataclass(frozen=True)
@@ -37,11 +41,17 @@ class TaskView:
     exited: bool = False
 
 
-def _created(task: Task) -> tuple[str, int]:
-    """Creation time, comparable: Docker's timestamps have a variable number of fraction digits."""
-    stamp = task.get("CreatedAt", "").rstrip("Z")
-    seconds, _, fraction = stamp.partition(".")
-    return seconds, int(fraction.ljust(9, "0")[:9] or 0)
+def timestamp(text: str) -> float:
+    """Docker's RFC 3339 UTC time (up to nine fraction digits) -> seconds since the epoch; 0 if absent."""
+    if not text:
+        return 0.0
+    seconds, _, fraction = text.rstrip("Z").partition(".")
+    whole = datetime.strptime(seconds, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    return whole + float(f"0.{fraction or 0}")
+
+
+def _created(task: Task) -> float:
+    return timestamp(task.get("CreatedAt", ""))
 
 
 def newest(tasks: Sequence[Task]) -> Task | None:
@@ -102,18 +112,73 @@ def view_tasks(tasks: Sequence[Task], node_names: Mapping[str, str], network: st
     return TaskView(message.format(node=node), percent, address=address)
 
 
-def server_status(tasks: Sequence[Task], networks: Collection[str]) -> ServerStatus:
+def server_status(
+    tasks: Sequence[Task],
+    networks: Collection[str],
+    node_names: Mapping[str, str],
+    restart_policy: Mapping[str, Any],
+    now: float,
+) -> ServerStatus:
     """Whether a service's server is alive, judged by its newest task, and its address on `networks`.
 
-    A server on its way again (Swarm restarting it after a crash: the new task waits out the
-    restart delay with desired state "ready") is alive, without an address.
+    A server on its way again is alive, without an address: Swarm restarting it after a crash or
+    a lost node (the new task waits out the restart delay with desired state "ready"), and also
+    the moment between the end of a task and its replacement, when the service's
+    `restart_policy` says Swarm will start it again (`restart_coming`; `now`: seconds since the
+    epoch). One that ended for good says why in words.
     """
     task = newest(tasks)
     if task is None:
-        return ServerStatus(alive=False, reason="the service has no task")
-    status = task.get("Status", {})
-    state = status.get("State")
+        return ServerStatus(alive=False, reason="Your server's service has no task: the cluster stopped running it.")
+    state = task.get("Status", {}).get("State")
     if state in ALIVE_STATES and task.get("DesiredState") in DESIRED_ALIVE:
         addresses = (task_address(task, network) for network in networks) if state == "running" else ()
         return ServerStatus(alive=True, address=next(filter(None, addresses), None))
-    return ServerStatus(alive=False, reason=f"{state}: {status.get('Err') or status.get('Message', '')}")
+    if restart_coming(task, tasks, restart_policy, now):
+        return ServerStatus(alive=True)
+    retried = f" Swarm had started it {len(tasks)} times." if len(tasks) > 1 else ""
+    return ServerStatus(alive=False, reason=ending(task, node_names.get(task.get("NodeID", ""), "?")) + retried)
+
+
+def restart_coming(ended: Task, tasks: Sequence[Task], policy: Mapping[str, Any], now: float) -> bool:
+    """Whether Swarm starts the server again after its newest task `ended`, as the restart policy
+    says: after any end for condition "any", any but a clean exit for "on-failure"; unless
+    MaxAttempts restarts happened within Window before the end (every task after the first is
+    a restart). A replacement Swarm has not made REPLACEMENT_GRACE seconds after the end and its
+    restart delay will not come: Swarm's own count (kept in the manager's memory) gave up."""
+    condition = policy.get("Condition", "any")
+    if condition == "none" or (condition == "on-failure" and ended.get("Status", {}).get("State") == "complete"):
+        return False
+    end = timestamp(ended.get("Status", {}).get("Timestamp", "")) or now
+    if now - end > policy.get("Delay", 0) / NANO + REPLACEMENT_GRACE:
+        return False
+    attempts, window = policy.get("MaxAttempts", 0), policy.get("Window", 0) / NANO
+    restarts = sorted(_created(t) for t in tasks)[1:]
+    recent = [r for r in restarts if not window or r >= end - window]
+    return not attempts or len(recent) < attempts
+
+
+def ending(task: Task, node: str) -> str:
+    """Why a server's task ended, in words for the user whose server it was."""
+    status = task.get("Status", {})
+    state = status.get("State", "")
+    error = status.get("Err") or status.get("Message") or ""
+    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+    if state == "complete" or (code == 0 and state not in FAILED_STATES):
+        return "Your server shut itself down (as after File > Shut Down in JupyterLab)."
+    if code == KILLED_EXIT_CODE:
+        limit = task.get("Spec", {}).get("Resources", {}).get("Limits", {}).get("MemoryBytes")
+        why = f"it needed more memory than its limit of {_size(limit)}" if limit else "it ran out of memory"
+        return f"Your server was killed (exit code {code}) on node {node}; most often that is because {why}."
+    if code:
+        return f"Your server stopped on node {node} with exit code {code}."
+    if state in FAILED_STATES:
+        return explain_failure(error, node, task.get("Spec", {}).get("ContainerSpec", {}).get("Image", "?"))
+    return f"The cluster stopped your server on node {node} ({state}: {error or 'no reason given'})."
+
+
+def _size(count: int) -> str:
+    for unit, power in (("GiB", 30), ("MiB", 20)):
+        if count >= 1 << power:
+            return f"{count / (1 << power):.3g} {unit}"
+    return f"{count} bytes"

@@ -2,12 +2,14 @@
 
 Swarm has no task events, so the watcher lists: one `services` call and one `tasks` call per
 relist (both for Jovial's label only), whatever the number of servers. A Docker events stream
-(services, and the containers of this node) triggers a relist at once; a periodic relist repairs
-whatever the stream missed, every `FAST_INTERVAL` while a spawn waits (`hurry()`) and every
-`relist_interval` otherwise. (A waiting spawn probes its server's port between relists: the
-relists only have to notice a failure or a move, not the moment the server answers.) The stream is read in a daemon thread of its own and reconnected
-with backoff when it drops (engine restart); lists run in worker threads. The event loop only
-ever sees finished snapshots, so reading one is a dictionary lookup.
+(services, nodes, and the containers of this node) triggers a relist at once; a periodic relist
+repairs whatever the stream missed, every `FAST_INTERVAL` while someone waits (`hurry()`: a
+spawn, or a server on its way back after a crash or a lost node) and every `relist_interval`
+otherwise. (A waiting spawn probes its server's port between relists: the relists only have to
+notice a failure or a move, not the moment the server answers.) The stream is read in a daemon
+thread of its own and reconnected with backoff when it drops (engine restart); lists run in
+worker threads. The event loop only ever sees finished snapshots, so reading one is a
+dictionary lookup.
 
 The watcher starts on first use and is bound to the event loop it started on.
 """
@@ -15,9 +17,10 @@ The watcher starts on first use and is bound to the event loop it started on.
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import docker
@@ -30,29 +33,32 @@ MIN_GAP = 0.1
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 30.0
 CLOSE_TIMEOUT = 10.0
 CONTAINER_ACTIONS = frozenset({"start", "die", "destroy"})
-SERVICE_ACTIONS = frozenset({"create", "update", "remove"})
+SERVICE_ACTIONS = frozenset({"create", "update", "remove"})  # also a node's (a node going down or coming back is an update)
 # Only the actions that matter, filtered by the engine: not the stream of exec and health-check
 # events every container with a health check makes (the label filter cannot be used, as it
 # would drop service events, which carry no labels).
-EVENT_FILTERS = {"type": ["service", "container"], "event": sorted(CONTAINER_ACTIONS | SERVICE_ACTIONS)}
+EVENT_FILTERS = {"type": ["service", "node", "container"], "event": sorted(CONTAINER_ACTIONS | SERVICE_ACTIONS)}
 
 
 @dataclass(frozen=True)
 class ServiceState:
-    """One Jovial service as a relist saw it: its networks (names or IDs) and its tasks."""
+    """One Jovial service as a relist saw it: its networks (names or IDs), its restart policy and its tasks."""
 
     networks: frozenset[str]
     tasks: tuple[Task, ...]
+    restart_policy: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Snapshot:
     """Everything one relist saw. `seq` grows with every relist started, so a caller can wait
     for a snapshot listed after some moment (e.g. after it created a service); `began` is the
-    event loop's time when the relist started."""
+    event loop's time when the relist started, `listed_at` the wall clock's (seconds since the
+    epoch, to compare with Docker's timestamps)."""
 
     seq: int
     began: float
+    listed_at: float
     services: Mapping[str, ServiceState]
     node_names: Mapping[str, str]
 
@@ -67,6 +73,7 @@ def services_by_name(services: Sequence[Mapping[str, Any]], tasks: Sequence[Task
         s["Spec"]["Name"]: ServiceState(
             networks=frozenset(n["Target"] for n in s["Spec"].get("TaskTemplate", {}).get("Networks") or []),
             tasks=tuple(tasks_of[s["ID"]]),
+            restart_policy=s["Spec"].get("TaskTemplate", {}).get("RestartPolicy") or {},
         )
         for s in services
     }
@@ -83,9 +90,10 @@ def node_names(nodes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 
 def wants_relist(event: Mapping[str, Any]) -> bool:
-    """Whether a Docker event may change what a relist sees: any service event, and the start or
-    end of a Jovial container (not its exec or health events)."""
-    if event.get("Type") == "service":
+    """Whether a Docker event may change what a relist sees: any service or node event (a node
+    lost or back moves servers), and the start or end of a Jovial container (not its exec or
+    health events)."""
+    if event.get("Type") in ("service", "node"):
         return True
     labels = event.get("Actor", {}).get("Attributes", {})
     return (
@@ -183,10 +191,10 @@ class SwarmWatcher:
 
     async def _relist(self) -> None:
         self._started_seq += 1
-        seq, began = self._started_seq, asyncio.get_running_loop().time()
+        seq, began, listed_at = self._started_seq, asyncio.get_running_loop().time(), time.time()
         known = self._snapshot.node_names if self._snapshot else {}
         services, tasks, nodes = await asyncio.to_thread(self._list, known)
-        self._snapshot = Snapshot(seq, began, services_by_name(services, tasks), {**known, **nodes})
+        self._snapshot = Snapshot(seq, began, listed_at, services_by_name(services, tasks), {**known, **nodes})
         self._updated.set()
         self._updated = asyncio.Event()
 

@@ -1,0 +1,113 @@
+"""Following running servers: tell the spawner at once when its server dies or moves.
+
+The hub polls each server only every `poll_interval` (30 s by default), which is how long a
+user would wait for their route after the orchestrator restarted their server elsewhere (a
+crash, a lost node), and how long a dead server would look alive. A backend's watcher already
+sees every change; `Followers` turns its changes into a callback per followed server, called
+when the server's (alive, address) pair changes. One task per backend, whatever the number of
+servers: each change of the watcher's state costs one dictionary lookup per followed server.
+
+Backend-neutral: it needs only "wait for the watcher's next change" and `status(name)`.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager, ExitStack, nullcontext
+
+from . import ServerStatus
+
+StatusChanged = Callable[[], Awaitable[object]]
+"""callback(): called (as a task of its own) after the followed server's status changed."""
+
+MIN_GAP = 0.2  # seconds: a burst of watcher changes is looked at once
+
+
+class Followers:
+    """The servers whose status changes someone wants to hear about (see the module docstring).
+
+    `next_change(after)` waits until the watcher's state is newer than version `after` and
+    returns the new version; `status(name)` is the backend's own. While a followed server is on
+    its way back (alive, no address yet: restarting, rescheduled), the watcher is asked to
+    `hurry` so that its new address is seen within seconds.
+    """
+
+    def __init__(
+        self,
+        next_change: Callable[[int], Awaitable[int]],
+        status: Callable[[str], Awaitable[ServerStatus]],
+        log: logging.Logger,
+        hurry: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ) -> None:
+        self._next_change = next_change
+        self._status = status
+        self._log = log
+        self._hurry = hurry
+        self._callbacks: dict[str, StatusChanged] = {}
+        self._seen: dict[str, tuple[bool, str | None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[object]] = set()
+
+    def follow(self, name: str, callback: StatusChanged) -> None:
+        """Call `callback` whenever the server `name` dies, comes back or moves (replacing any earlier one)."""
+        self._callbacks[name] = callback
+        self._seen.pop(name, None)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def unfollow(self, name: str) -> None:
+        self._callbacks.pop(name, None)
+        self._seen.pop(name, None)
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._task, *self._calls) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        version, hurrying = 0, False
+        with ExitStack() as hurry:
+            while self._callbacks:
+                version = await self._next_change(version)
+                on_its_way = await self._look()
+                if on_its_way and not hurrying:
+                    hurry.enter_context(self._hurry())
+                elif hurrying and not on_its_way:
+                    hurry.close()
+                hurrying = on_its_way
+                await asyncio.sleep(MIN_GAP)
+
+    async def _look(self) -> bool:
+        """Call back every followed server whose status changed; True if one is on its way back."""
+        on_its_way = False
+        for name, callback in list(self._callbacks.items()):
+            status = await self._status(name)
+            seen = (status.alive, status.address)
+            on_its_way = on_its_way or (status.alive and status.address is None)
+            if self._seen.get(name) != seen:
+                first = name not in self._seen
+                self._seen[name] = seen
+                if not first:
+                    self._log.info("The server %s is now %s", name, describe(status))
+                self._call(name, callback)
+        return on_its_way
+
+    def _call(self, name: str, callback: StatusChanged) -> None:
+        async def call() -> object:
+            try:
+                return await callback()
+            except Exception:
+                self._log.exception("Handling the status change of %s failed", name)
+                return None
+
+        task = asyncio.get_running_loop().create_task(call())
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+
+def describe(status: ServerStatus) -> str:
+    """A status in a few words, for the hub's log."""
+    if not status.alive:
+        return f"gone ({status.reason})"
+    return f"running at {status.address}" if status.address else "on its way (restarting or being moved)"
