@@ -102,7 +102,9 @@ secret_users() {
 
 image_id() {
     # image_id NAME: the local image's ID; services refer to images by ID so Swarm never asks a registry.
-    docker image inspect -f '{{.Id}}' "jovial/$1:$JOVIAL_TAG" 2>/dev/null || die "image jovial/$1:$JOVIAL_TAG is missing: run swarm/build-images"
+    # JOVIAL_IMAGE_ENGINE (a DOCKER_HOST value): the engine to look in instead of DOCKER_HOST's
+    # (swarm/cluster deploys onto its own engines the images it copied from the host's).
+    docker ${JOVIAL_IMAGE_ENGINE:+-H "$JOVIAL_IMAGE_ENGINE"} image inspect -f '{{.Id}}' "jovial/$1:$JOVIAL_TAG" 2>/dev/null || die "image jovial/$1:$JOVIAL_TAG is missing: run swarm/build-images"
 }
 
 wait_for_hub() {
@@ -155,7 +157,8 @@ deploy_stack() {
     JOVIAL_DOCKER_PROXY_IMAGE=$(image_id docker-proxy)
     JOVIAL_LDAP_IMAGE=$(image_id ldap)
     JOVIAL_SINGLEUSER_IMAGE=$(image_id singleuser)
-    JOVIAL_ASTRO_IMAGE=$(image_id astro)
+    # JOVIAL_OFFER_ASTRO=0: the hub does not offer the astronomy image (swarm/cluster's nodes lack it).
+    if [ "${JOVIAL_OFFER_ASTRO:-1}" = 0 ]; then JOVIAL_ASTRO_IMAGE=""; else JOVIAL_ASTRO_IMAGE=$(image_id astro); fi
     JOVIAL_HUB_CONFIG_HASH=$(sha256sum "$JOVIAL_REPO/stacks/jupyterhub_config.py" | cut -c1-16)
     export JOVIAL_HUB_IMAGE JOVIAL_PROXY_IMAGE JOVIAL_DOCKER_PROXY_IMAGE JOVIAL_LDAP_IMAGE JOVIAL_SINGLEUSER_IMAGE JOVIAL_ASTRO_IMAGE
     export JOVIAL_HUB_CONFIG_HASH
