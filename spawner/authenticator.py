@@ -46,6 +46,7 @@ class JovialLDAPAuthenticator(LDAPAuthenticator):
             use_ssl=use_ssl,
             tls=ldap3.Tls(**self.tls_kwargs),
             connect_timeout=self.ldap_timeout,
+            get_info=ldap3.NONE,  # not the server's schema at every login: a login needs none of it
         )
         try:
             return ldap3.Connection(

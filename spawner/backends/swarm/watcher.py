@@ -29,7 +29,11 @@ from ...spec import MANAGED_LABEL
 from .tasks import Task
 
 FAST_INTERVAL = 1.0
-MIN_GAP = 0.1
+# Seconds between the starts of two relists however many events come: when a class starts at
+# once, each of its containers' start is an event, and relisting (decoding every Jovial task)
+# for each one was a quarter of the hub's CPU. A starting server answers a second or more after
+# its container starts, so seeing it running half a second later delays nobody.
+MIN_GAP = 0.5
 RECONNECT_FIRST, RECONNECT_MAX = 1.0, 30.0
 CLOSE_TIMEOUT = 10.0
 CONTAINER_ACTIONS = frozenset({"start", "die", "destroy"})
