@@ -1,8 +1,9 @@
 """The 3-node swarm of `swarm/cluster` (1 manager + 2 workers, each a Docker engine of its own in a
 network namespace of its own, Jovial deployed on it), for the tests in this folder.
 
-The session's first test that needs it brings it up (about a minute and a half: the images are
-copied into the nodes) unless one is up already, and takes it down at the end if it made it.
+The first test of this folder brings it up (about a minute and a half: the images are copied
+into the nodes) unless one is up already, and the last takes it down again if it made it, so
+that the other tests do not share the machine's two cores with three idle engines.
 """
 
 import os
@@ -61,7 +62,7 @@ def facts_of(output: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[Cluster]:
     was_up = ENV_FILE.exists()
     up = subprocess.run([str(SCRIPT), "up"], capture_output=True, text=True, timeout=900)
