@@ -75,8 +75,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="how many times N = 1 is run per contender")
     parser.add_argument("--sizes", default="10,30,50", help="burst sizes, comma-separated")
-    parser.add_argument("--window", type=float, default=30.0,
-                        help="seconds of idle window with N running (hubs), after the smallest and the largest burst")
+    parser.add_argument("--window", type=float, default=15.0,
+                        help="seconds of idle window with N running (hubs), after the smallest and the largest burst; "
+                        "its Docker API calls are reported per 30 s, the hubs' poll interval")
     parser.add_argument("--contenders", default="jovial,stock,floor", help="which of jovial, stock, floor to run")
     parser.add_argument("--out", type=Path, required=True, help="where to write the JSON results")
     args = parser.parse_args()

@@ -15,8 +15,11 @@ def task(state: str, err: str = "", index: int = 1, address: str | None = None) 
     return t
 
 
-def view(*tasks: dict):
-    return view_tasks(list(tasks), NODES, "jovial", "img")
+ON_FAILURE = {"Condition": "on-failure", "MaxAttempts": 3, "Delay": 10**9, "Window": 600 * 10**9}
+
+
+def view(*tasks: dict, now: float = 0.0):
+    return view_tasks(list(tasks), NODES, "jovial", "img", ON_FAILURE, now)
 
 
 def test_steps_name_the_node() -> None:
@@ -94,3 +97,28 @@ def test_a_server_that_failed_after_its_restarts_says_how_often_it_was_started()
     status = server_status(tries, ["jovial"], NODES, {"Condition": "on-failure", "MaxAttempts": 3}, 0.0)
     assert not status.alive
     assert status.reason.endswith("its limit of 512 MiB. Swarm had started it 4 times.")
+
+
+BUSY = ("starting container failed: unable to remount dir as readonly: mount tmpfs:/var/lib/docker/containers/5c/mounts/secrets, "
+        "flags: 0x21, data: uid=0,gid=0: device or resource busy")
+
+
+def test_an_engine_hiccup_at_start_is_left_to_swarm_s_retries_until_they_are_used_up() -> None:
+    first = {**task("failed", BUSY), "CreatedAt": "2026-12-01T10:00:00Z"}
+    first["Status"]["Timestamp"] = "2026-12-01T10:00:01Z"
+    at = 1796119201.5  # half a second after it failed
+    waiting = view(first, now=at)
+    assert waiting.failure is None and waiting.message.startswith("Node node-one could not start your server (starting container failed")
+    assert waiting.message.endswith("; trying again")
+    retried = {**task("running", index=2, address="10.0.1.8/24"), "CreatedAt": "2026-12-01T10:00:02Z"}
+    assert view(first, retried, now=at + 2).address == "10.0.1.8"  # the retry got past it
+    tries = [{**task("failed", BUSY, index=i), "CreatedAt": f"2026-12-01T10:00:0{i}Z"} for i in range(4)]
+    for t in tries:
+        t["Status"]["Timestamp"] = t["CreatedAt"]
+    used_up = view(*tries, now=1796119203.5)
+    assert used_up.failure == f"The cluster could not run your server on node node-one: {BUSY}."
+
+
+def test_a_failure_that_retrying_cannot_mend_fails_at_once_though_retries_are_left() -> None:
+    missing = view(task("rejected", "invalid mount config for type \"bind\": bind source path does not exist: /lustre/x"))
+    assert missing.failure and "missing on node node-one" in missing.failure

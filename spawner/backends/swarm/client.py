@@ -74,7 +74,10 @@ class SwarmBackend:
                 if service is None and seen:
                     raise LaunchError("Your server's service was removed while it was starting.")
                 seen = service is not None
-                view = view_tasks(service.tasks if service else (), snapshot.node_names, spec.network, spec.image)
+                view = view_tasks(
+                    service.tasks if service else (), snapshot.node_names, spec.network, spec.image,
+                    service.restart_policy if service else {}, snapshot.listed_at,
+                )
                 if view.failure:
                     raise LaunchError(view.failure + (await self._log_tail(spec.name) if view.exited else ""))
                 if view.message != last_message:

@@ -73,8 +73,10 @@ def task_address(task: Task, network: str) -> str | None:
     return None
 
 
-def explain_failure(error: str, node: str, image: str) -> str:
-    """Swarm's task error -> what went wrong, in words for the user and the operator."""
+def lasting_failure(error: str, node: str, image: str) -> str | None:
+    """Swarm's task error -> what went wrong, in words for the user and the operator, if it is a
+    failure that trying again cannot mend (None for the others, such as the engine failing to set
+    up a container under load, which a new task usually gets past)."""
     missing = re.search(r"bind source path does not exist: (\S+)", error)
     if missing:
         return f"The folder {missing.group(1)} that your server needs is missing on node {node}. ({error})"
@@ -85,17 +87,41 @@ def explain_failure(error: str, node: str, image: str) -> str:
         return f"Your server stopped right after starting (exit code {exit_code.group(1)})."
     if "no suitable node" in error:
         return f"No node of the cluster can run your server: {error}."
-    return f"The cluster could not run your server on node {node}: {error}."
+    return None
 
 
-def view_tasks(tasks: Sequence[Task], node_names: Mapping[str, str], network: str, image: str) -> TaskView:
-    """Summarise a starting service's tasks. Any failed task fails the start: retries only hide it."""
-    for task in tasks:
-        status = task.get("Status", {})
+def explain_failure(error: str, node: str, image: str) -> str:
+    """Swarm's task error -> what went wrong, in words for the user and the operator."""
+    return lasting_failure(error, node, image) or f"The cluster could not run your server on node {node}: {error}."
+
+
+def _error(task: Task) -> str:
+    status = task.get("Status", {})
+    return status.get("Err") or status.get("Message") or "unknown error"
+
+
+def view_tasks(
+    tasks: Sequence[Task],
+    node_names: Mapping[str, str],
+    network: str,
+    image: str,
+    restart_policy: Mapping[str, Any],
+    now: float,
+) -> TaskView:
+    """Summarise a starting service's tasks. A task failure that trying again cannot mend fails
+    the start at once (retries would only hide it); any other is left to the retries the
+    service's restart policy allows, and fails the start when they are used up."""
+    failed = sorted((t for t in tasks if t.get("Status", {}).get("State") in FAILED_STATES), key=_created)
+    for task in failed:
         node = node_names.get(task.get("NodeID", ""), "?")
-        if status.get("State") in FAILED_STATES:
-            error = status.get("Err") or status.get("Message") or "unknown error"
-            return TaskView("", 0, failure=explain_failure(error, node, image), exited="exit" in error)
+        lasting = lasting_failure(_error(task), node, image)
+        if lasting:
+            return TaskView("", 0, failure=lasting, exited="exit" in _error(task))
+    if failed and newest(tasks) is failed[-1]:
+        node = node_names.get(failed[-1].get("NodeID", ""), "?")
+        if not restart_coming(failed[-1], tasks, restart_policy, now):
+            return TaskView("", 0, failure=explain_failure(_error(failed[-1]), node, image))
+        return TaskView(f"Node {node} could not start your server ({_error(failed[-1])}); trying again", 50)
     task = newest(tasks)
     if task is None:
         return TaskView(*_STEPS["new"])
