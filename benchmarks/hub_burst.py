@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import docker
+import requests
 
 from tests.hub import HubUser
 
@@ -23,6 +24,13 @@ ANSWER_TIMEOUT = 30.0  # seconds a ready server may take to answer through the p
 
 def timed_start(user: HubUser) -> float | str:
     """Seconds from the start request to the server answering through the proxy, or why it failed."""
+    try:
+        return start_and_wait(user)
+    except requests.RequestException as error:
+        return f"{user.name}: the hub's API failed: {error}"
+
+
+def start_and_wait(user: HubUser) -> float | str:
     started = time.monotonic()
     reply = user.api.post(f"{user.hub_url}/hub/api/users/{user.name}/server", json={}, timeout=300)
     if reply.status_code not in (201, 202):
@@ -42,8 +50,12 @@ def hub_burst(client: docker.DockerClient, hub: HubContender, users: Sequence[Hu
     result = BurstResult(contender=hub.name, n=len(users))
     cpu_before = cpu_seconds(client, hub.hub_service)
     calls_before = api_requests(client, hub.docker_proxy_service)
-    with ThreadPoolExecutor(len(users)) as pool:
-        outcomes = list(pool.map(timed_start, users))
+    try:
+        with ThreadPoolExecutor(len(users)) as pool:
+            outcomes = list(pool.map(timed_start, users))
+    except BaseException:
+        stop_all(users)
+        raise
     result.hub_cpu_seconds = cpu_seconds(client, hub.hub_service) - cpu_before
     calls_after_starts = api_requests(client, hub.docker_proxy_service)
     result.api_calls_during_starts = calls_after_starts - calls_before
@@ -54,8 +66,12 @@ def hub_burst(client: docker.DockerClient, hub: HubContender, users: Sequence[Hu
         result.api_calls_in_window = api_requests(client, hub.docker_proxy_service) - calls_after_starts
         result.window_seconds = window
     stopping = time.monotonic()
-    with ThreadPoolExecutor(len(users)) as pool:
-        list(pool.map(HubUser.stop, users))
+    stop_all(users)
     result.left_behind = wait_until_gone(client)
     result.stop_seconds = time.monotonic() - stopping
     return result
+
+
+def stop_all(users: Sequence[HubUser]) -> None:
+    with ThreadPoolExecutor(len(users)) as pool:
+        list(pool.map(HubUser.stop, users))
