@@ -32,11 +32,13 @@ fetch(base + '/api/terminals', {method: 'POST', headers: {'X-XSRFToken': xsrf}})
     const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host
                              + base + '/terminals/websocket/' + term.name);
     let out = '';
-    ws.onopen = () => ws.send(JSON.stringify(['stdin', command + '; echo END-OF-TEST\\r']));
+    // The typed line is echoed (once or twice, as the shell's prompt appears), so the marker is
+    // spelled with quotes in it there and appears whole only in what echo prints.
+    ws.onopen = () => ws.send(JSON.stringify(['stdin', command + '; echo END-OF-""TEST\\r']));
     ws.onmessage = (e) => {
       const [kind, text] = JSON.parse(e.data);
       if (kind === 'stdout') out += text;
-      if (out.split('END-OF-TEST').length > 2) { ws.close(); done(out); }
+      if (out.includes('END-OF-TEST')) { ws.close(); done(out); }
     };
     setTimeout(() => done('TIMEOUT: ' + out), 20000);
   })
