@@ -5,7 +5,8 @@ user would wait for their route after the orchestrator restarted their server el
 crash, a lost node), and how long a dead server would look alive. A backend's watcher already
 sees every change; `Followers` turns its changes into a callback per followed server, called
 when the server's (alive, address) pair changes. One task per backend, whatever the number of
-servers: each change of the watcher's state costs one dictionary lookup per followed server.
+servers: each change of the watcher's state costs one `status()` per followed server, read from
+the watcher's memory (no orchestrator call). A server's callback never runs twice at once.
 
 Backend-neutral: it needs only "wait for the watcher's next change" and `status(name)`.
 """
@@ -46,7 +47,7 @@ class Followers:
         self._callbacks: dict[str, StatusChanged] = {}
         self._seen: dict[str, tuple[bool, str | None]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._calls: set[asyncio.Task[object]] = set()
+        self._calls: dict[str, asyncio.Task[object]] = {}
 
     def follow(self, name: str, callback: StatusChanged) -> None:
         """Call `callback` whenever the server `name` dies, comes back or moves (replacing any earlier one)."""
@@ -56,11 +57,16 @@ class Followers:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def unfollow(self, name: str) -> None:
+        """Stop calling back for `name`, and cancel a call that is still running."""
         self._callbacks.pop(name, None)
         self._seen.pop(name, None)
+        call = self._calls.pop(name, None)
+        if call is not None:
+            call.cancel()
 
     async def close(self) -> None:
-        tasks = [t for t in (self._task, *self._calls) if t is not None]
+        """Stop following every server; the backend closes it with its watcher."""
+        tasks = [t for t in (self._task, *self._calls.values()) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -69,8 +75,13 @@ class Followers:
         version, hurrying = 0, False
         with ExitStack() as hurry:
             while self._callbacks:
-                version = await self._next_change(version)
-                on_its_way = await self._look()
+                try:
+                    version = await self._next_change(version)
+                    on_its_way = await self._look()
+                except Exception:
+                    self._log.exception("Following the servers' status failed; trying again")
+                    await asyncio.sleep(MIN_GAP)
+                    continue
                 if on_its_way and not hurrying:
                     hurry.enter_context(self._hurry())
                 elif hurrying and not on_its_way:
@@ -83,15 +94,23 @@ class Followers:
         on_its_way = False
         for name, callback in list(self._callbacks.items()):
             status = await self._status(name)
+            if self._callbacks.get(name) is not callback:
+                continue  # unfollowed (or followed anew) meanwhile
             seen = (status.alive, status.address)
             on_its_way = on_its_way or (status.alive and status.address is None)
-            if self._seen.get(name) != seen:
+            if self._seen.get(name) != seen and not self._still_calling(name):
                 first = name not in self._seen
                 self._seen[name] = seen
                 if not first:
                     self._log.info("The server %s is now %s", name, describe(status))
                 self._call(name, callback)
         return on_its_way
+
+    def _still_calling(self, name: str) -> bool:
+        """Whether the last call for `name` is still running: a change is then left for the next
+        look (the callback is never run twice at once for one server)."""
+        call = self._calls.get(name)
+        return call is not None and not call.done()
 
     def _call(self, name: str, callback: StatusChanged) -> None:
         async def call() -> object:
@@ -101,9 +120,7 @@ class Followers:
                 self._log.exception("Handling the status change of %s failed", name)
                 return None
 
-        task = asyncio.get_running_loop().create_task(call())
-        self._calls.add(task)
-        task.add_done_callback(self._calls.discard)
+        self._calls[name] = asyncio.get_running_loop().create_task(call())
 
 
 def describe(status: ServerStatus) -> str:

@@ -33,7 +33,8 @@ async def port_answers(ip: str, port: int, timeout: float = 0.5) -> bool:
     A bare non-blocking connect: no stream reader, writer or transport is made for a connection
     that is closed at once (a hub probing a class of starting servers makes thousands)."""
     loop = asyncio.get_running_loop()
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setblocking(False)
         try:
             await asyncio.wait_for(loop.sock_connect(sock, (ip, port)), timeout)

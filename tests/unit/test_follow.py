@@ -102,3 +102,61 @@ async def test_an_unfollowed_server_is_not_called_back_and_a_failing_callback_do
         assert calls == ["bob"]
     finally:
         await followers.close()
+
+
+async def test_a_change_during_a_running_call_comes_after_it_and_unfollow_cancels_a_call() -> None:
+    watcher = FakeWatcher([{"alice": RUNNING_AT_A}, {"alice": RUNNING_AT_B}, {"alice": RUNNING_AT_B}, {"alice": GONE}])
+    started: list[int] = []
+    release = asyncio.Event()
+    followers = Followers(watcher.next_change, watcher.status, logging.getLogger("test"), watcher.hurry)
+
+    async def slow_poll() -> None:
+        started.append(watcher.version)
+        await release.wait()
+
+    followers.follow("alice", slow_poll)
+    try:
+        watcher.advance()
+        await settle()
+        watcher.advance()  # alice moves while the first call still runs: no second call at once
+        await settle()
+        assert started == [1]
+        release.set()
+        await settle()
+        watcher.advance()  # the next look sees the move the running call may have missed
+        await settle()
+        assert started == [1, 3]
+        release.clear()
+        watcher.advance()
+        await settle()
+        assert started == [1, 3, 4]
+        call = followers._calls["alice"]
+        followers.unfollow("alice")
+        await settle()
+        assert call.cancelled()
+    finally:
+        await followers.close()
+
+
+async def test_following_goes_on_after_the_watcher_fails_once() -> None:
+    watcher = FakeWatcher([{"alice": RUNNING_AT_A}, {"alice": GONE}])
+    calls: list[int] = []
+    failures = [RuntimeError("the engine's stream broke")]
+
+    async def next_change(after: int) -> int:
+        if failures:
+            raise failures.pop()
+        return await watcher.next_change(after)
+
+    async def record() -> None:
+        calls.append(watcher.version)
+
+    followers = Followers(next_change, watcher.status, logging.getLogger("test"), watcher.hurry)
+    followers.follow("alice", record)
+    try:
+        for _ in watcher.states:
+            watcher.advance()
+            await settle()
+        assert calls == [1, 2]
+    finally:
+        await followers.close()

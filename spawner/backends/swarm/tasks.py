@@ -4,10 +4,11 @@ whether a running one is still alive and where. Pure."""
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from .. import ServerStatus
+from .builder import NANO
 
 Task = Mapping[str, Any]
 
@@ -26,7 +27,6 @@ ALIVE_STATES = frozenset(_STEPS)
 FAILED_STATES = frozenset({"failed", "rejected"})
 DESIRED_ALIVE = frozenset({"ready", "running"})
 KILLED_EXIT_CODE = 137  # 128 + SIGKILL: the kernel's OOM killer, or someone's kill -9
-NANO = 1e9  # Docker's durations are in nanoseconds
 REPLACEMENT_GRACE = 15.0  # seconds after a task's end (plus the restart delay) by which Swarm has made its replacement
 
 
@@ -43,11 +43,7 @@ class TaskView:
 
 def timestamp(text: str) -> float:
     """Docker's RFC 3339 UTC time (up to nine fraction digits) -> seconds since the epoch; 0 if absent."""
-    if not text:
-        return 0.0
-    seconds, _, fraction = text.rstrip("Z").partition(".")
-    whole = datetime.strptime(seconds, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
-    return whole + float(f"0.{fraction or 0}")
+    return datetime.fromisoformat(text).timestamp() if text else 0.0
 
 
 def _created(task: Task) -> float:
