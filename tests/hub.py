@@ -172,9 +172,11 @@ def started_with_workdir(name: str, options: dict, workdir: str) -> Iterator[Hub
         assert status == 0, output
         yield user
     finally:
-        user.stop()
-        remove_servers_of(name)
-        shutil.rmtree(FS_ROOT / "home" / name / workdir, ignore_errors=True)
+        try:
+            user.stop()
+        finally:
+            remove_servers_of(name)
+            shutil.rmtree(FS_ROOT / "home" / name / workdir, ignore_errors=True)
 
 
 def remove_servers_of(*usernames: str) -> None:

@@ -67,7 +67,8 @@ def cluster() -> Iterator[Cluster]:
     was_up = ENV_FILE.exists()
     up = subprocess.run([str(SCRIPT), "up"], capture_output=True, text=True, timeout=900)
     if up.returncode != 0:
-        subprocess.run([str(SCRIPT), "down"], capture_output=True, timeout=300)
+        if not was_up:  # a cluster someone else brought up is theirs to take down
+            subprocess.run([str(SCRIPT), "down"], capture_output=True, timeout=300)
         pytest.fail(f"swarm/cluster up failed:\n{up.stderr[-3000:]}")
     try:
         yield Cluster(facts_of(up.stdout))

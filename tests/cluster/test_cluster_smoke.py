@@ -75,6 +75,8 @@ def test_a_spawned_server_runs_on_a_worker_and_answers_through_the_proxy(cluster
         (task,) = [t for t in service.tasks({"desired-state": "running"}) if t["Status"]["State"] == "running"]
         assert hostnames(manager)[task["NodeID"]] in facts["JOVIAL_CLUSTER_WORKERS"].split(",")
     finally:
-        user.stop()
-        for service in manager.services.list(filters={"label": "jovial.user=carol"}):
-            service.remove()
+        try:
+            user.stop()
+        finally:
+            for service in manager.services.list(filters={"label": "jovial.user=carol"}):
+                service.remove()

@@ -37,9 +37,11 @@ def carol() -> Iterator[HubUser]:
         user.wait_ready()
         yield user
     finally:
-        user.stop()
-        remove_servers_of(USER)
-        MARKER.unlink(missing_ok=True)
+        try:
+            user.stop()
+        finally:
+            remove_servers_of(USER)
+            MARKER.unlink(missing_ok=True)
 
 
 def running_task(client: docker.DockerClient) -> tuple[str, str] | None:
@@ -54,9 +56,9 @@ def running_task(client: docker.DockerClient) -> tuple[str, str] | None:
     return None
 
 
-def die_and_come_back(user: HubUser, client: docker.DockerClient, how: str) -> tuple[str, str, float]:
-    """Kill her server from inside; return its old and new address and the seconds until she
-    reached it again through the proxy."""
+def die_and_come_back(user: HubUser, client: docker.DockerClient, how: str) -> tuple[str, str, str, float]:
+    """Kill her server from inside; return the killed task's ID, its old and new address and the
+    seconds until she reached it again through the proxy."""
     old_task, old_address = running_task(client)
     status, output = user.run_in_terminal(how)
     assert status == 0, output
@@ -67,7 +69,7 @@ def die_and_come_back(user: HubUser, client: docker.DockerClient, how: str) -> t
     while not user.server_answers():
         assert time.monotonic() - died < 90, "her route did not follow the server to its new address"
         time.sleep(0.2)
-    return old_address, new[1], time.monotonic() - died
+    return old_task, old_address, new[1], time.monotonic() - died
 
 
 def hub_log_since(client: docker.DockerClient, since: int) -> str:
@@ -78,12 +80,12 @@ def test_a_server_killed_for_its_memory_comes_back_at_the_same_url_with_her_file
     client = docker.from_env()
     assert carol.run_in_terminal(f"echo before > ~/{MARKER.name}") == (0, "")
     since = int(time.time())
-    old_address, new_address, took = die_and_come_back(carol, client, OUT_OF_MEMORY)
+    killed, old_address, new_address, took = die_and_come_back(carol, client, OUT_OF_MEMORY)
     print(f"OOM-killed server answered again through the proxy {took:.1f} s after the kill")
     assert new_address != old_address
-    ended = [t for t in client.services.get(SERVICE).tasks() if t["Status"]["State"] == "failed"]
-    assert [t["Status"]["ContainerStatus"]["ExitCode"] for t in ended] == [137]
-    container = client.api.inspect_container(ended[0]["Status"]["ContainerStatus"]["ContainerID"])
+    (ended,) = [t for t in client.services.get(SERVICE).tasks() if t["ID"] == killed]
+    assert ended["Status"]["State"] == "failed" and ended["Status"]["ContainerStatus"]["ExitCode"] == 137, ended["Status"]
+    container = client.api.inspect_container(ended["Status"]["ContainerStatus"]["ContainerID"])
     assert container["State"]["OOMKilled"], "the kernel's OOM killer did not kill it"
     # The watcher saw the move and polled at once (the hub's own poll comes only every 30 s).
     log = hub_log_since(client, since)
