@@ -57,12 +57,11 @@ class Followers:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def unfollow(self, name: str) -> None:
-        """Stop calling back for `name`, and cancel a call that is still running."""
+        """Stop calling back for `name`. A call that is running is left to finish: the spawner's
+        poll unfollows from inside that very call (JupyterHub's poll_and_notify stops polling
+        before it tells the hub the server is gone)."""
         self._callbacks.pop(name, None)
         self._seen.pop(name, None)
-        call = self._calls.pop(name, None)
-        if call is not None:
-            call.cancel()
 
     async def close(self) -> None:
         """Stop following every server; the backend closes it with its watcher."""
