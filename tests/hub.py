@@ -112,10 +112,18 @@ class HubUser:
 
     def server_answers(self) -> bool:
         """Whether the user's server answers through the proxy right now."""
+        return self.why_server_does_not_answer() is None
+
+    def why_server_does_not_answer(self) -> str | None:
+        """What went wrong asking the user's server through the proxy right now; None if it answered."""
         try:
-            return self.server_get("api/status", timeout=5).status_code == 200
-        except requests.RequestException:
-            return False
+            reply = self.server_get("api/status", timeout=5)
+        except requests.RequestException as e:
+            return f"no answer: {e!r}"
+        if reply.status_code == 200:
+            return None
+        redirects = "".join(f"HTTP {r.status_code} to {r.headers.get('Location')}, then " for r in reply.history)
+        return f"{redirects}HTTP {reply.status_code} from {reply.url}: {reply.text[:300]!r}"
 
     def server_get(self, path: str, **kwargs) -> requests.Response:
         """A request to the user's own server, through the proxy."""
