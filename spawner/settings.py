@@ -144,7 +144,8 @@ class JovialSettings(Configurable):
         5.0,
         config=True,
         help="Seconds between the watcher's lists of every Jovial service and task while no spawn is "
-        "waiting and no server is on its way back (then it lists every second; Docker events trigger a list "
+        "waiting and no server is on its way back (then it lists every second, for up to 2 minutes per server "
+        "on its way back; Docker events trigger a list "
         "at once, at most every 0.5 s). "
         "The cost is 2 Docker API calls per list, whatever the number of servers.",
     )

@@ -22,6 +22,11 @@ StatusChanged = Callable[[], Awaitable[object]]
 """callback(): called (as a task of its own) after the followed server's status changed."""
 
 MIN_GAP = 0.2  # seconds: a burst of watcher changes is looked at once
+# Seconds the watcher is hurried while a server stays on its way back. Swarm places and starts a
+# rescheduled server within seconds; one still without an address after this waits for something
+# that may take hours (a node with room, a node coming back), and is looked at at the watcher's
+# normal pace from then on (the watcher hurries again for any other server on its way back).
+HURRY_LIMIT = 120.0
 
 
 class Followers:
@@ -30,7 +35,7 @@ class Followers:
     `next_change(after)` waits until the watcher's state is newer than version `after` and
     returns the new version; `status(name)` is the backend's own. While a followed server is on
     its way back (alive, no address yet: restarting, rescheduled), the watcher is asked to
-    `hurry` so that its new address is seen within seconds.
+    `hurry` so that its new address is seen within seconds, for at most `hurry_limit` seconds.
     """
 
     def __init__(
@@ -39,11 +44,13 @@ class Followers:
         status: Callable[[str], Awaitable[ServerStatus]],
         log: logging.Logger,
         hurry: Callable[[], AbstractContextManager[object]] = nullcontext,
+        hurry_limit: float = HURRY_LIMIT,
     ) -> None:
         self._next_change = next_change
         self._status = status
         self._log = log
         self._hurry = hurry
+        self._hurry_limit = hurry_limit
         self._callbacks: dict[str, StatusChanged] = {}
         self._seen: dict[str, tuple[bool, str | None]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -71,7 +78,9 @@ class Followers:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         version, hurrying = 0, False
+        waiting_since: dict[str, float] = {}  # the servers on their way back, since when
         with ExitStack() as hurry:
             while self._callbacks:
                 try:
@@ -81,22 +90,26 @@ class Followers:
                     self._log.exception("Following the servers' status failed; trying again")
                     await asyncio.sleep(MIN_GAP)
                     continue
-                if on_its_way and not hurrying:
+                now = loop.time()
+                waiting_since = {name: waiting_since.get(name, now) for name in on_its_way}
+                hurry_on = any(now - since <= self._hurry_limit for since in waiting_since.values())
+                if hurry_on and not hurrying:
                     hurry.enter_context(self._hurry())
-                elif hurrying and not on_its_way:
+                elif hurrying and not hurry_on:
                     hurry.close()
-                hurrying = on_its_way
+                hurrying = hurry_on
                 await asyncio.sleep(MIN_GAP)
 
-    async def _look(self) -> bool:
-        """Call back every followed server whose status changed; True if one is on its way back."""
-        on_its_way = False
+    async def _look(self) -> set[str]:
+        """Call back every followed server whose status changed; return those on their way back."""
+        on_its_way: set[str] = set()
         for name, callback in list(self._callbacks.items()):
             status = await self._status(name)
             if self._callbacks.get(name) is not callback:
                 continue  # unfollowed (or followed anew) meanwhile
             seen = (status.alive, status.address)
-            on_its_way = on_its_way or (status.alive and status.address is None)
+            if status.alive and status.address is None:
+                on_its_way.add(name)
             if self._seen.get(name) != seen and not self._still_calling(name):
                 first = name not in self._seen
                 self._seen[name] = seen

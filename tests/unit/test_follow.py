@@ -161,3 +161,32 @@ async def test_following_goes_on_after_the_watcher_fails_once() -> None:
         assert calls == [1, 2]
     finally:
         await followers.close()
+
+
+async def test_the_watcher_is_hurried_for_a_while_per_server_on_its_way_back() -> None:
+    watcher = FakeWatcher([
+        {"alice": ON_ITS_WAY, "bob": RUNNING_AT_A},  # 1: alice on her way: hurry
+        {"alice": ON_ITS_WAY, "bob": RUNNING_AT_A},  # 2: past the limit: no more hurry
+        {"alice": ON_ITS_WAY, "bob": ON_ITS_WAY},  # 3: bob on his way: hurry again, for him
+        {"alice": ON_ITS_WAY, "bob": ON_ITS_WAY},  # 4: past his limit too
+        {"alice": RUNNING_AT_B, "bob": ON_ITS_WAY},  # 5: alice arrived; bob still waiting
+        {"alice": ON_ITS_WAY, "bob": ON_ITS_WAY},  # 6: alice on her way again: a new while
+    ])
+    hurrying_at: list[int] = []
+    followers = Followers(watcher.next_change, watcher.status, logging.getLogger("test"), watcher.hurry, hurry_limit=0.5)
+
+    async def nothing() -> None:
+        pass
+
+    followers.follow("alice", nothing)
+    followers.follow("bob", nothing)
+    try:
+        for _ in watcher.states:
+            watcher.advance()
+            await settle()
+            await asyncio.sleep(0.3)  # with settle(), longer than the limit: the next look is past it
+            hurrying_at.append(watcher.hurrying)
+        assert hurrying_at == [1, 0, 1, 0, 0, 1]
+        assert watcher.hurried_at == [1, 3, 6]
+    finally:
+        await followers.close()
