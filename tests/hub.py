@@ -187,26 +187,32 @@ def started_with_workdir(name: str, options: dict, workdir: str) -> Iterator[Hub
             shutil.rmtree(FS_ROOT / "home" / name / workdir, ignore_errors=True)
 
 
-def remove_servers_of(*usernames: str) -> None:
-    """Remove any user service (and its configs) the tests left, and wait for its containers to go."""
-    client = docker.from_env()
+def remove_servers_of(*usernames: str, client: docker.DockerClient | None = None) -> None:
+    """Remove any user service (and its configs) the tests left, and wait for its containers to go
+    (from `client`'s engine: by default the local one)."""
+    client = client or docker.from_env()
     for name in usernames:
         for service in client.services.list(filters={"label": f"jovial.user={name}"}):
             service.remove()
-        for config in client.configs.list(filters={"label": "jovial.object"}):
-            if config.attrs["Spec"]["Labels"]["jovial.object"] == f"jupyter-{name}":
-                try:
-                    config.remove()
-                except docker.errors.APIError:
-                    pass
+        for config in client.configs.list(filters={"label": f"jovial.object=jupyter-{name}"}):
+            try:
+                config.remove()
+            except docker.errors.APIError:
+                pass
     wait_for_no_containers(client, *usernames)
 
 
 def wait_for_no_containers(client: docker.DockerClient, *usernames: str, timeout: float = 60) -> None:
+    """Wait until the users' containers have gone (those of removed services take seconds)."""
+    wait_for_no_containers_labelled(client, *(f"jovial.user={n}" for n in usernames), timeout=timeout)
+
+
+def wait_for_no_containers_labelled(client: docker.DockerClient, *labels: str, timeout: float = 60) -> None:
+    """Wait until no container of the engine, running or not, has any of the labels (`key=value`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # The low-level list: the high-level one inspects each container, which may vanish meanwhile (404).
-        left = [c for n in usernames for c in client.api.containers(all=True, filters={"label": f"jovial.user={n}"})]
+        left = [c for label in labels for c in client.api.containers(all=True, filters={"label": label})]
         if not left:
             return
         time.sleep(0.5)

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.cluster.conftest import Cluster
+from tests.hub import remove_servers_of
 
 pytestmark = pytest.mark.cluster
 
@@ -78,5 +79,4 @@ def test_a_spawned_server_runs_on_a_worker_and_answers_through_the_proxy(cluster
         try:
             user.stop()
         finally:
-            for service in manager.services.list(filters={"label": "jovial.user=carol"}):
-                service.remove()
+            remove_servers_of("carol", client=manager)

@@ -22,7 +22,7 @@ import docker
 import pytest
 
 from tests.cluster.conftest import Cluster
-from tests.hub import HubUser
+from tests.hub import HubUser, remove_servers_of
 
 pytestmark = pytest.mark.cluster
 MARKER = "jovial-node-loss-test"
@@ -55,8 +55,7 @@ def running_server(cluster: Cluster, name: str) -> Iterator[tuple[HubUser, docke
         try:
             user.stop()
         finally:
-            for service in manager.services.list(filters={"label": f"jovial.user={name}"}):
-                service.remove()
+            remove_servers_of(name, client=manager)
             manager.close()
             marker.unlink(missing_ok=True)
 

@@ -16,7 +16,6 @@ test directory are removed afterwards, also when a test fails.
 import base64
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.hub import FS_ROOT, HubUser, started_with_workdir
+from tests.hub import FS_ROOT, HubUser, started_with_workdir, wait_for_no_containers_labelled
 from tests.integration.conftest import remove_objects_named
 
 pytestmark = pytest.mark.swarm
@@ -37,15 +36,6 @@ PORT = 8080
 SCS_URL = f"http://{STANDIN}:{PORT}/scs"
 TAP_URL = f"http://{STANDIN}:{PORT}/tap"
 NOTEBOOK = "/opt/jovial/examples/first-look.ipynb"
-
-
-def wait_for_no_standin_container(client: docker.DockerClient, timeout: float = 60) -> None:
-    """A removed service's container takes seconds to go: wait, so that the test leaves nothing."""
-    deadline = time.monotonic() + timeout
-    while client.api.containers(all=True, filters={"label": f"jovial.object={STANDIN}"}):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the container of {STANDIN} is still there after {timeout} s")
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +63,7 @@ def standin() -> Iterator[None]:
         yield
     finally:
         remove_objects_named(STANDIN)
-        wait_for_no_standin_container(client)
+        wait_for_no_containers_labelled(client, f"jovial.object={STANDIN}")
 
 
 @pytest.fixture(scope="module")
