@@ -148,7 +148,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             namespace = self.kubernetes_namespace or namespace
             return KubernetesBackend(client, namespace, self.log, self.kubernetes_extended_resources, probe)
         client = await asyncio.to_thread(lambda: self.client)
-        return SwarmBackend(client, self.log, self.watch_interval, probe)
+        return SwarmBackend(client, self.log, self.watch_interval, probe, placement_timeout=self.start_timeout)
 
     @property
     def directory(self) -> LdapDirectory:

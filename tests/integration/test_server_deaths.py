@@ -6,11 +6,15 @@ address (restart policy: on failure, 3 times), and the hub's watcher sees it at 
 her route there, without waiting for the hub's 30-second poll (its log says so). She reaches her
 server again at the same URL with her files. After the third restart Swarm gives up: the hub
 marks her server stopped within seconds, removes what is left of it, and tells her why on the
-spawn page and at the start of her next spawn, which works.
+spawn page and at the start of her next spawn, which works. A server killed when no node can
+take its restart (here: the only node lost the label that user servers are placed by) waits for
+one as long as a start may take, and then it is stopped and she is told why too.
 """
 
+import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import docker
 import pytest
@@ -18,6 +22,8 @@ import pytest
 from tests.hub import FS_ROOT, HubUser, remove_servers_of
 
 pytestmark = pytest.mark.swarm
+FS_LABEL = os.environ.get("JOVIAL_FS_LABEL", "jovial.fs")
+START_TIMEOUT = float(os.environ.get("JOVIAL_START_TIMEOUT", "120"))  # the deployed hub's
 USER = "carol"
 SERVICE = f"jupyter-{USER}"
 MARKER = FS_ROOT / "home" / USER / "jovial-deaths-test"
@@ -122,3 +128,37 @@ def test_a_server_that_keeps_dying_is_stopped_and_she_is_told_why(carol: HubUser
     carol.stop()  # stopped by her, not dead: the spawn page shows the form only
     form = carol.session.get(f"{carol.hub_url}/hub/spawn/{USER}", timeout=30)
     assert form.status_code == 200 and 'name="profile"' in form.text and why not in form.text
+
+
+@contextmanager
+def label_removed_from_the_node(client: docker.DockerClient, key: str) -> Iterator[None]:
+    """The single node without the node label `key` (no new user server can be placed); put back afterwards."""
+    (node,) = client.nodes.list()
+    value = node.attrs["Spec"]["Labels"][key]
+    node.update({**node.attrs["Spec"], "Labels": {k: v for k, v in node.attrs["Spec"]["Labels"].items() if k != key}})
+    try:
+        yield
+    finally:
+        node.reload()
+        node.update({**node.attrs["Spec"], "Labels": {**node.attrs["Spec"].get("Labels", {}), key: value}})
+
+
+def test_a_server_no_node_can_take_when_it_must_start_again_is_stopped_and_she_is_told_why(carol: HubUser) -> None:
+    client = docker.from_env()
+    since = int(time.time())
+    unplaced = []
+    with label_removed_from_the_node(client, FS_LABEL):
+        assert carol.run_in_terminal(KILL_THE_SERVER)[0] == 0
+        deadline = time.monotonic() + START_TIMEOUT + 60
+        while carol.model()["servers"].get(""):
+            assert time.monotonic() < deadline, "the hub still shows a server that no node can take"
+            unplaced += [t for t in client.services.get(SERVICE).tasks({"desired-state": "running"})
+                         if "no suitable node" in t["Status"].get("Err", "")]
+            time.sleep(1)
+    assert unplaced, "Swarm never said that no node could take her server"
+    assert f"The server {SERVICE} is now gone" in hub_log_since(client, since)
+    assert not client.services.list(filters={"name": SERVICE})
+    assert not client.configs.list(filters={"label": f"jovial.object={SERVICE}"})
+    why = f"Your server had to start again, and for {START_TIMEOUT:.0f} seconds no node of the cluster could take it: no suitable node"
+    form = carol.session.get(f"{carol.hub_url}/hub/spawn/{USER}", timeout=30)
+    assert form.status_code == 200 and why in form.text, form.text[-3000:]

@@ -60,7 +60,7 @@ def test_a_task_that_completed_while_starting_is_a_failure() -> None:
 def test_a_stale_task_reporting_late_does_not_hide_the_running_replacement() -> None:
     replacement = {**task("running", index=10, address="10.0.1.9/24"), "CreatedAt": "2026-11-25T10:00:05.5Z"}
     stale = {**task("shutdown", index=12), "DesiredState": "shutdown", "CreatedAt": "2026-11-25T10:00:00.123456789Z"}
-    status = server_status([stale, replacement], ["jovial"], NODES, {"Condition": "on-failure", "MaxAttempts": 3}, 0.0)
+    status = server_status([stale, replacement], ["jovial"], NODES, {"Condition": "on-failure", "MaxAttempts": 3}, 0.0, 120.0)
     assert status.alive and status.address == "10.0.1.9"
 
 
@@ -94,7 +94,7 @@ def test_why_a_server_ended_is_said_in_words() -> None:
 
 def test_a_server_that_failed_after_its_restarts_says_how_often_it_was_started() -> None:
     tries = [{**ended("failed", 137, memory=512 << 20), "CreatedAt": f"2026-12-01T10:00:0{i}Z"} for i in range(4)]
-    status = server_status(tries, ["jovial"], NODES, {"Condition": "on-failure", "MaxAttempts": 3}, 0.0)
+    status = server_status(tries, ["jovial"], NODES, {"Condition": "on-failure", "MaxAttempts": 3}, 0.0, 120.0)
     assert not status.alive
     assert status.reason.endswith("its limit of 512 MiB. Swarm had started it 4 times.")
 

@@ -13,8 +13,11 @@ ON_FAILURE = {"Condition": "on-failure", "MaxAttempts": 3}
 NOW = 1_795_000_000.0  # seconds since the epoch: 2026-11-18
 
 
+PLACEMENT_TIMEOUT = 120.0
+
+
 def server_status(tasks: list[dict], networks: set[str], nodes: dict[str, str] | None = None, policy: dict | None = None, now: float = NOW):
-    return status_of_tasks(tasks, networks, nodes or {}, ON_FAILURE if policy is None else policy, now)
+    return status_of_tasks(tasks, networks, nodes or {}, ON_FAILURE if policy is None else policy, now, PLACEMENT_TIMEOUT)
 
 
 def service(sid: str, name: str, network: str = "net-id") -> dict:
@@ -97,7 +100,7 @@ def test_a_server_that_ended_is_not_alive_and_says_why() -> None:
 
 def test_a_server_is_alive_between_a_crash_and_the_restart_its_policy_promises() -> None:
     crashed = [task("s1", "failed", index=i, desired="shutdown") for i in range(1, 5)]
-    assert server_status(crashed[:1], {"net-id"}) == server_status(crashed[:3], {"net-id"}) == status_of_tasks(crashed[:1], {"net-id"}, {}, {"Condition": "any"}, NOW)
+    assert server_status(crashed[:1], {"net-id"}) == server_status(crashed[:3], {"net-id"}) == status_of_tasks(crashed[:1], {"net-id"}, {}, {"Condition": "any"}, NOW, PLACEMENT_TIMEOUT)
     assert server_status(crashed[:1], {"net-id"}).alive and server_status(crashed[:1], {"net-id"}).address is None
     given_up = server_status(crashed, {"net-id"})  # the first run and its 3 restarts
     assert not given_up.alive and given_up.reason.endswith("Swarm had started it 4 times.")
@@ -128,3 +131,20 @@ def test_only_restarts_within_the_window_count_and_a_replacement_that_never_came
     assert server_status(loop[:3], {"net-id"}, policy=policy, now=NOW - 55 + 20 + 0.5).alive
     # Swarm's own count lives in the manager's memory: no replacement 16 s after the end + delay means none is coming.
     assert server_status(loop[:1], {"net-id"}, policy=policy, now=NOW - 55 + 17.5).alive is False
+
+
+def test_a_server_no_node_can_take_is_alive_until_the_placement_timeout_then_ended_with_swarms_reason() -> None:
+    crashed = crash_at(NOW - 200, NOW - 190, 1)
+    waiting = task("s1", "pending", index=2)
+    waiting["CreatedAt"] = stamp(NOW - 189)
+    waiting["Status"]["Err"] = "no suitable node (scheduling constraints not satisfied on 1 node)"
+    assert server_status([crashed, waiting], {"net-id"}, now=NOW - 189 + PLACEMENT_TIMEOUT - 1).alive
+    ended = server_status([crashed, waiting], {"net-id"}, now=NOW - 189 + PLACEMENT_TIMEOUT + 1)
+    assert not ended.alive
+    assert ended.reason == (
+        "Your server had to start again, and for 120 seconds no node of the cluster could take it: "
+        "no suitable node (scheduling constraints not satisfied on 1 node)."
+    )
+    # Pending as long without Swarm saying that no node can take it: left to Swarm, alive.
+    waiting["Status"]["Err"] = ""
+    assert server_status([crashed, waiting], {"net-id"}, now=NOW).alive

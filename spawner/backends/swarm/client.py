@@ -31,12 +31,20 @@ class SwarmBackend:
     `relist_interval`: seconds between the watcher's relists while no spawn is waiting.
     `probe`: how to tell that a running server answers (a hub on the servers' network passes
     `port_answers`); without one, a server counts as started after RUNNING_GRACE seconds of running.
+    `placement_timeout`: seconds a server Swarm must start again may wait for a node that can take
+    it before it counts as ended (the spawner passes its start timeout).
     """
 
     def __init__(
-        self, client: docker.APIClient, log: logging.Logger, relist_interval: float = 5.0, probe: Probe | None = None
+        self,
+        client: docker.APIClient,
+        log: logging.Logger,
+        relist_interval: float = 5.0,
+        probe: Probe | None = None,
+        placement_timeout: float = 120.0,
     ) -> None:
         self.client = client
+        self._placement_timeout = placement_timeout
         self.watcher = SwarmWatcher(client, log, relist_interval)
         self._followers = Followers(self._next_list, self.status, log, self.watcher.hurry)
         self._probe = probe
@@ -117,7 +125,10 @@ class SwarmBackend:
         service = snapshot.services.get(name)
         if service is None:
             return ServerStatus(alive=False, reason="Your server's service was removed from the cluster (not by the hub).")
-        return server_status(service.tasks, service.networks, snapshot.node_names, service.restart_policy, snapshot.listed_at)
+        return server_status(
+            service.tasks, service.networks, snapshot.node_names, service.restart_policy, snapshot.listed_at,
+            self._placement_timeout,
+        )
 
     async def remove(self, name: str) -> None:
         await self._remove_quietly("remove_service", name)

@@ -140,6 +140,7 @@ def server_status(
     node_names: Mapping[str, str],
     restart_policy: Mapping[str, Any],
     now: float,
+    placement_timeout: float,
 ) -> ServerStatus:
     """Whether a service's server is alive, judged by its newest task, and its address on `networks`.
 
@@ -147,12 +148,20 @@ def server_status(
     a lost node (the new task waits out the restart delay with desired state "ready"), and also
     the moment between the end of a task and its replacement, when the service's
     `restart_policy` says Swarm will start it again (`restart_coming`; `now`: seconds since the
-    epoch). One that ended for good says why in words.
+    epoch). One that ended for good says why in words; so does one whose new task has found no
+    node that can take it for `placement_timeout` seconds (Swarm would wait for one for ever,
+    while the hub showed a server that never answers).
     """
     task = newest(tasks)
     if task is None:
         return ServerStatus(alive=False, reason="Your server's service has no task: the cluster stopped running it.")
     state = task.get("Status", {}).get("State")
+    if unplaced(task, now) > placement_timeout:
+        return ServerStatus(
+            alive=False,
+            reason=f"Your server had to start again, and for {placement_timeout:.0f} seconds no node of the "
+            f"cluster could take it: {_error(task)}.",
+        )
     if state in ALIVE_STATES and task.get("DesiredState") in DESIRED_ALIVE:
         addresses = (task_address(task, network) for network in networks) if state == "running" else ()
         return ServerStatus(alive=True, address=next(filter(None, addresses), None))
@@ -160,6 +169,14 @@ def server_status(
         return ServerStatus(alive=True)
     retried = f" Swarm had started it {len(tasks)} times." if len(tasks) > 1 else ""
     return ServerStatus(alive=False, reason=ending(task, node_names.get(task.get("NodeID", ""), "?")) + retried)
+
+
+def unplaced(task: Task, now: float) -> float:
+    """Seconds the task has been waiting for a node that Swarm says no node can be (0 if it is not)."""
+    status = task.get("Status", {})
+    if status.get("State") != "pending" or task.get("DesiredState") not in DESIRED_ALIVE:
+        return 0.0
+    return now - _created(task) if "no suitable node" in status.get("Err", "") else 0.0
 
 
 def restart_coming(ended: Task, tasks: Sequence[Task], policy: Mapping[str, Any], now: float) -> bool:
