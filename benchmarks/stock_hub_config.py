@@ -12,7 +12,7 @@ c.SwarmSpawner.network_name = jovial.network_name
 c.SwarmSpawner.prefix = "stock"  # its services are stock-<user>: never mistaken for Jovial's
 c.SwarmSpawner.remove = True
 c.SwarmSpawner.use_internal_ip = True  # route to the service on the overlay, publish no port
-c.SwarmSpawner.extra_endpoint_spec = {"mode": "dnsrr"}  # this kernel has no IPVS (see MACHINE.md)
+c.SwarmSpawner.extra_endpoint_spec = {"mode": "dnsrr"}  # our test machines' kernel has no IPVS (Swarm's VIP mode needs it)
 c.SwarmSpawner.extra_placement_spec = {"constraints": [f"node.labels.{k}=={v}" for k, v in jovial.node_labels.items()]}
 c.SwarmSpawner.cpu_limit = jovial.cpu_limit
 c.SwarmSpawner.mem_limit = jovial.mem_limit
