@@ -172,11 +172,11 @@ def server_status(
 
 
 def unplaced(task: Task, now: float) -> float:
-    """Seconds the task has been waiting for a node that Swarm says no node can be (0 if it is not)."""
+    """Seconds since the task was made, if it is still waiting for a node and Swarm says that no
+    node can take it ("no suitable node": constraints, resources); 0 otherwise."""
     status = task.get("Status", {})
-    if status.get("State") != "pending" or task.get("DesiredState") not in DESIRED_ALIVE:
-        return 0.0
-    return now - _created(task) if "no suitable node" in status.get("Err", "") else 0.0
+    waiting = status.get("State") == "pending" and task.get("DesiredState") in DESIRED_ALIVE
+    return now - _created(task) if waiting and "no suitable node" in status.get("Err", "") else 0.0
 
 
 def restart_coming(ended: Task, tasks: Sequence[Task], policy: Mapping[str, Any], now: float) -> bool:
