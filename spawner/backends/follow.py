@@ -54,7 +54,7 @@ class Followers:
         self._callbacks: dict[str, StatusChanged] = {}
         self._seen: dict[str, tuple[bool, str | None]] = {}
         self._task: asyncio.Task[None] | None = None
-        self._calls: dict[str, asyncio.Task[object]] = {}
+        self._calls: dict[str, asyncio.Task[object]] = {}  # the running call of each server
 
     def follow(self, name: str, callback: StatusChanged) -> None:
         """Call `callback` whenever the server `name` dies, comes back or moves (replacing any earlier one)."""
@@ -110,19 +110,15 @@ class Followers:
             seen = (status.alive, status.address)
             if status.alive and status.address is None:
                 on_its_way.add(name)
-            if self._seen.get(name) != seen and not self._still_calling(name):
+            # While the last call for the server runs, a change is left for the next look: the
+            # callback never runs twice at once for one server.
+            if self._seen.get(name) != seen and name not in self._calls:
                 first = name not in self._seen
                 self._seen[name] = seen
                 if not first:
                     self._log.info("The server %s is now %s", name, describe(status))
                 self._call(name, callback)
         return on_its_way
-
-    def _still_calling(self, name: str) -> bool:
-        """Whether the last call for `name` is still running: a change is then left for the next
-        look (the callback is never run twice at once for one server)."""
-        call = self._calls.get(name)
-        return call is not None and not call.done()
 
     def _call(self, name: str, callback: StatusChanged) -> None:
         async def call() -> object:
@@ -132,7 +128,9 @@ class Followers:
                 self._log.exception("Handling the status change of %s failed", name)
                 return None
 
-        self._calls[name] = asyncio.get_running_loop().create_task(call())
+        task = asyncio.get_running_loop().create_task(call())
+        self._calls[name] = task
+        task.add_done_callback(lambda _: self._calls.pop(name, None))  # only running calls are kept
 
 
 def describe(status: ServerStatus) -> str:

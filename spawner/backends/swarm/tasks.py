@@ -26,6 +26,7 @@ _STEPS = {
 ALIVE_STATES = frozenset(_STEPS)
 FAILED_STATES = frozenset({"failed", "rejected"})
 DESIRED_ALIVE = frozenset({"ready", "running"})
+NO_NODE = "no suitable node"  # Swarm's words for a task no node can take (constraints, resources)
 KILLED_EXIT_CODE = 137  # 128 + SIGKILL: the kernel's OOM killer, or someone's kill -9
 REPLACEMENT_GRACE = 15.0  # seconds after a task's end (plus the restart delay) by which Swarm has made its replacement
 
@@ -81,7 +82,7 @@ def lasting_failure(error: str, node: str, image: str) -> str | None:
     exit_code = re.search(r"non-zero exit \((\d+)\)", error)
     if exit_code:
         return f"Your server stopped right after starting (exit code {exit_code.group(1)})."
-    if "no suitable node" in error:
+    if NO_NODE in error:
         return f"No node of the cluster can run your server: {error}."
     return None
 
@@ -125,7 +126,7 @@ def view_tasks(
     state = status.get("State", "new")
     node = node_names.get(task.get("NodeID", ""), "?")
     error = status.get("Err", "")
-    if state == "pending" and "no suitable node" in error:
+    if state == "pending" and NO_NODE in error:
         return TaskView("", 0, failure=explain_failure(error, node, image))
     if state not in ALIVE_STATES:
         return TaskView("", 0, failure=f"Your server stopped while starting ({state}: {error or status.get('Message', '')}).")
@@ -173,10 +174,10 @@ def server_status(
 
 def unplaced(task: Task, now: float) -> float:
     """Seconds since the task was made, if it is still waiting for a node and Swarm says that no
-    node can take it ("no suitable node": constraints, resources); 0 otherwise."""
+    node can take it (NO_NODE); 0 otherwise."""
     status = task.get("Status", {})
     waiting = status.get("State") == "pending" and task.get("DesiredState") in DESIRED_ALIVE
-    return now - _created(task) if waiting and "no suitable node" in status.get("Err", "") else 0.0
+    return now - _created(task) if waiting and NO_NODE in status.get("Err", "") else 0.0
 
 
 def restart_coming(ended: Task, tasks: Sequence[Task], policy: Mapping[str, Any], now: float) -> bool:
