@@ -187,6 +187,12 @@ def started_with_workdir(name: str, options: dict, workdir: str) -> Iterator[Hub
             shutil.rmtree(FS_ROOT / "home" / name / workdir, ignore_errors=True)
 
 
+def hub_log(client: docker.DockerClient, since: int, stack: str = "jovial") -> str:
+    """What the stack's hub logged since `since` (seconds since the epoch), with timestamps."""
+    service = client.services.get(f"{stack}_hub")
+    return b"".join(service.logs(since=since, stdout=True, stderr=True, timestamps=True)).decode()
+
+
 def remove_servers_of(*usernames: str, client: docker.DockerClient | None = None) -> None:
     """Remove any user service (and its configs) the tests left, and wait for its containers to go
     (from `client`'s engine: by default the local one)."""

@@ -22,7 +22,7 @@ import docker
 import pytest
 
 from tests.cluster.conftest import Cluster
-from tests.hub import HubUser, remove_servers_of
+from tests.hub import HubUser, hub_log, remove_servers_of
 
 pytestmark = pytest.mark.cluster
 MARKER = "jovial-node-loss-test"
@@ -74,16 +74,15 @@ def assert_the_same_server_for_her(user: HubUser, cluster: Cluster, old_address:
     """Same URL, her file intact, and the hub moved her route itself (its log says so)."""
     assert user.model()["servers"][""]["ready"]
     assert user.run_in_terminal(f"cat ~/{MARKER}") == (0, "written-before")
-    log = hub_log(cluster, since)
+    log = cluster_hub_log(cluster, since)
     assert f"moved from {old_address} to {new_address}" in log, log[-2000:]
 
 
-def hub_log(cluster: Cluster, since: int) -> str:
-    """What the cluster's hub logged since `since` (seconds since the epoch), with timestamps."""
+def cluster_hub_log(cluster: Cluster, since: int) -> str:
+    """What the cluster's hub logged since `since` (seconds since the epoch)."""
     manager = cluster.manager()
     try:
-        service = manager.services.get(f"{cluster.stack}_hub")
-        return b"".join(service.logs(since=since, stdout=True, stderr=True, timestamps=True)).decode()
+        return hub_log(manager, since, cluster.stack)
     finally:
         manager.close()
 
@@ -142,7 +141,7 @@ def test_a_frozen_or_cut_off_node_s_server_comes_back_and_its_stale_task_stops_w
         # the test only if she is not answered again within RECOVERY_LIMIT.
         if why := user.why_server_does_not_answer():
             *_, pause = back_elsewhere(user, manager, node, time.monotonic())
-            her_lines = [line for line in hub_log(cluster, log_since).splitlines() if name in line]
+            her_lines = [line for line in cluster_hub_log(cluster, log_since).splitlines() if name in line]
             print(f"right after that her server did not answer ({why}); it did {pause:.1f} s later. "
                   "The hub's last lines of her:", *her_lines[-40:], sep="\n")
 
