@@ -48,6 +48,9 @@ c.JupyterHub.authenticator_class = "jovial.authenticator.JovialLDAPAuthenticator
 c.LDAPAuthenticator.server_address = ldap_url.hostname
 c.LDAPAuthenticator.server_port = ldap_url.port or (636 if ldap_url.scheme == "ldaps" else 389)
 c.LDAPAuthenticator.tls_strategy = setting("JOVIAL_LDAP_TLS", "on_connect" if ldap_url.scheme == "ldaps" else "before_bind")
+# With TLS, logins (and the spawner's identity reads, below) verify the LDAP server's certificate and
+# name against this CA bundle, a path in the hub's container; empty: the system's CAs.
+c.JovialLDAPAuthenticator.ldap_ca_file = setting("JOVIAL_LDAP_CA_FILE", "")
 user_base_dn = setting("JOVIAL_LDAP_USER_BASE_DN")
 c.LDAPAuthenticator.bind_dn_template = [setting("JOVIAL_LDAP_USER_DN_TEMPLATE", "uid={username}," + user_base_dn)]
 
@@ -85,6 +88,7 @@ if setting("JOVIAL_ASTRO_IMAGE", ""):
 c.JovialSpawner.network_name = setting("JOVIAL_NETWORK", "jovial")
 c.JovialSpawner.ldap_url = setting("JOVIAL_LDAP_URL")
 c.JovialSpawner.ldap_tls = c.LDAPAuthenticator.tls_strategy  # same names, same meaning
+c.JovialSpawner.ldap_ca_file = c.JovialLDAPAuthenticator.ldap_ca_file  # logins and identity reads trust the same CAs
 c.JovialSpawner.ldap_user_base_dn = user_base_dn
 c.JovialSpawner.ldap_group_base_dn = setting("JOVIAL_LDAP_GROUP_BASE_DN")
 c.JovialSpawner.ldap_bind_dn = setting("JOVIAL_LDAP_BIND_DN", "")

@@ -198,10 +198,20 @@ async def test_one_connection_is_reused_and_reopened_after_an_ldap_restart() -> 
 async def test_starttls_verifies_the_servers_certificate() -> None:
     server = start_slapd(with_tls=True)
     try:
-        trusted = directory(server, tls="before_bind", ca_file=str(server.workdir / "ca.pem"))
+        trusted = directory(server, tls="before_bind", ca_file=str(server.ca_file))
         assert (await trusted.lookup("alice")).uid == 10001
         with pytest.raises(DirectoryUnavailable, match="cannot be reached right now.*certificate verify failed"):
             await directory(server, tls="before_bind").lookup("alice")  # signed by a CA the system does not trust
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
+
+
+async def test_starttls_refuses_a_certificate_for_another_host() -> None:
+    server = start_slapd(with_tls=True, certificate_name="ldap.example.org")
+    try:
+        with pytest.raises(DirectoryUnavailable, match=r"cannot be reached right now.*doesn't match any name in \['127.0.0.1'\]"):
+            await directory(server, tls="before_bind", ca_file=str(server.ca_file)).lookup("alice")  # a trusted CA, the wrong name
     finally:
         server.stop()
         shutil.rmtree(server.workdir, ignore_errors=True)
