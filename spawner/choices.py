@@ -5,6 +5,10 @@ Layers, later ones winning: the spawner's settings -> `group_settings` of each o
 groups (sorted by name) -> `user_settings` of the user -> the chosen profile -> the user's
 explicit resource choices. `node_labels` and `generic_resources` are merged key by key (a group
 adds a placement requirement rather than replacing the site's); other keys are replaced.
+
+Choices a start request makes are checked strictly (one not offered is refused). Choices the hub
+remembers from the user's previous start are checked the same way, one by one, and those the site
+no longer offers are dropped, each with a note saying why (`still_offered`).
 """
 
 import math
@@ -124,6 +128,28 @@ def choose(
                 raise OptionsError(f"{key} {options[key]} is over this site's maximum of {most} {unit}.")
             layer[key] = value
     return layer
+
+
+def still_offered(
+    remembered: Mapping[str, Any],
+    profiles: tuple[Profile, ...],
+    images: Mapping[str, str],
+    maxima: Maxima,
+    groups: Iterable[str],
+) -> tuple[dict[str, Any], list[str]]:
+    """The remembered choices that `choose` still accepts, and a note for each one it does not."""
+    groups = list(groups)
+    kept: dict[str, Any] = {}
+    notes = []
+    for key, value in remembered.items():
+        try:
+            choose({key: value}, profiles, images, maxima, groups)
+        except OptionsError as e:
+            why = e.jupyterhub_message.rstrip(".")
+            notes.append(f"Your previous choice {key} = {value!r} is not possible any more ({why}), so the site's default is used.")
+        else:
+            kept[key] = value
+    return kept, notes
 
 
 def layered(

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from dockerspawner import SwarmSpawner
+from jupyterhub.objects import Server
 from traitlets import List, Unicode, default
 from traitlets.config import Config
 
 from .backends import Backend
 from .backends.probe import port_answers
 from .backends.swarm import SwarmBackend
-from .choices import LAYERED_KEYS, Maxima, check_layer, choose, layered, parse_bytes, parse_profiles
+from .choices import LAYERED_KEYS, Maxima, check_layer, choose, layered, parse_bytes, parse_profiles, still_offered
 from .errors import IdentityError, OptionsError
 from .identity import PosixIdentity, identity_from_auth_state, identity_from_mapping
 from .ldap_directory import LdapDirectory, LdapSettings
@@ -29,6 +30,7 @@ from .names import is_safe_path_component, server_object_name, validate_username
 from .orchestrators import ORCHESTRATORS, orchestrator_of, refusals
 from .settings import JovialSettings
 from .spec import DataCollection, ResourceSpec, SiteSettings, build_server_spec
+from .start_request import request_named_options
 from .storage import ensure_home, existing_directories
 
 # Settings inherited from DockerSpawner/SwarmSpawner that Jovial cannot honour, and what to use instead.
@@ -199,19 +201,31 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         return {key: await self._resolved(value) for key, value in layer.items()}
 
     async def server_settings(self, identity: PosixIdentity) -> dict[str, Any]:
-        """The settings of this user's server: site -> groups -> user -> profile -> user's choices."""
+        """The settings of this user's server: site -> groups -> user -> profile -> user's choices.
+
+        Choices the start request named are refused when the site does not offer them; choices
+        remembered from the user's previous start are dropped then, with a progress message."""
         groups = [g.name for g in identity.groups]
-        choice = choose(
-            self.user_options,
-            parse_profiles(self.profiles),
-            self._offered_images(),
-            Maxima(self.max_cpu_limit, self.max_mem_limit),
-            groups,
-        )
+        options = self.user_options
+        if not request_named_options(self.handler):
+            options, notes = self._still_offered(options, groups)
+            for note in notes:
+                self._report(note, 15)
+        choice = choose(options, parse_profiles(self.profiles), self._offered_images(), self._maxima(), groups)
         base = await self._resolved_layer({key: getattr(self, key) for key in sorted(LAYERED_KEYS)})
         group_layers = {name: await self._resolved_layer(layer) for name, layer in self.group_settings.items()}
         user_layer = await self._resolved_layer(self.user_settings.get(identity.username, {}))
         return layered(base, group_layers, user_layer, await self._resolved_layer(choice), groups)
+
+    def _maxima(self) -> Maxima:
+        return Maxima(self.max_cpu_limit, self.max_mem_limit)
+
+    def _still_offered(self, remembered: dict[str, Any], groups: list[str]) -> tuple[dict[str, Any], list[str]]:
+        return still_offered(remembered, parse_profiles(self.profiles), self._offered_images(), self._maxima(), groups)
+
+    def _remembered_options(self) -> dict[str, Any]:
+        """The options of the user's previous start, as JupyterHub keeps them in its database."""
+        return (self.orm_spawner.user_options if self.orm_spawner is not None else self.user_options) or {}
 
     def _offered_images(self) -> dict[str, str]:
         """allowed_images as a dict (a callable may have returned '*', which Jovial refuses)."""
@@ -248,17 +262,20 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         )
 
     async def _render_options_form(self) -> str:
-        """The spawn form: a profile (size) and an image, when the site offers a choice, below
-        why the previous server stopped if it ended by itself."""
+        """The spawn form: a profile (size) and an image, when the site offers a choice, with the
+        user's previous choices selected where the site still offers them; above them, why the
+        previous server stopped if it ended by itself, and which previous choices were dropped."""
         identity = await self.resolve_identity(validate_username(self.user.name))
-        groups = {g.name for g in identity.groups}
+        groups = [g.name for g in identity.groups]
         profiles = [p for p in parse_profiles(self.profiles) if p.allows(groups)]
         images = list(self._offered_images())
-        parts = [f'<div class="alert alert-warning" role="alert">{html.escape(self.last_end)}</div>'] if self.last_end else []
+        remembered, notes = self._still_offered(self._remembered_options(), groups)
+        warnings = ([self.last_end] if self.last_end else []) + notes
+        parts = [f'<div class="alert alert-warning" role="alert">{html.escape(w)}</div>' for w in warnings]
         if len(profiles) > 1:
-            parts.append(_select("profile", "Size", [(p.name, p.display_name) for p in profiles]))
+            parts.append(_select("profile", "Size", [(p.name, p.display_name) for p in profiles], remembered.get("profile")))
         if len(images) > 1:
-            parts.append(_select("image", "Image", [(i, i) for i in images]))
+            parts.append(_select("image", "Image", [(i, i) for i in images], remembered.get("image")))
         return "\n".join(parts)
 
     def _report(self, message: str, percent: int) -> None:
@@ -360,6 +377,16 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
                 self.log.exception("Could not update the proxy's route of %s", self._log_name)
         return None
 
+    async def get_url(self) -> str:
+        """Where the server answers now. JupyterHub asks this when it starts, before it checks that
+        each server it had running still answers: a server that the orchestrator moved while the
+        hub was down is looked for at its new address, not at the one in the hub's database."""
+        status = await (await self.backend()).status(self.object_name)
+        if not (status.alive and status.address):
+            return await super().get_url()
+        server = self.server
+        return Server(proto=server.proto, ip=status.address, port=server.port, base_url=server.base_url).url
+
     async def _ended(self, reason: str) -> None:
         """The server ended without the hub stopping it: remember why, and remove what is left of it
         (JupyterHub calls stop() only for servers that poll() finds alive)."""
@@ -405,6 +432,9 @@ def _resource_env(resources: ResourceSpec) -> dict[str, str]:
     return {key: str(value) for key, value in named.items() if value is not None}
 
 
-def _select(name: str, label: str, choices: list[tuple[str, str]]) -> str:
-    options = "".join(f'<option value="{html.escape(v)}">{html.escape(text)}</option>' for v, text in choices)
+def _select(name: str, label: str, choices: list[tuple[str, str]], selected: str | None) -> str:
+    options = "".join(
+        f'<option value="{html.escape(v)}"{" selected" if v == selected else ""}>{html.escape(text)}</option>'
+        for v, text in choices
+    )
     return f'<label for="{name}">{label}</label><select class="form-control" id="{name}" name="{name}">{options}</select>'

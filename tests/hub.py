@@ -18,6 +18,10 @@ import requests
 STATE_DIR = Path(os.environ.get("JOVIAL_STATE_DIR", "/var/lib/jovial"))
 FS_ROOT = Path(os.environ.get("JOVIAL_FS_ROOT", STATE_DIR / "lustre"))
 HUB_URL = f"http://127.0.0.1:{os.environ.get('JOVIAL_HTTP_PORT', '8000')}"
+SMALL = {"profile": "small"}  # the dev site's default size: 1 core, 2 GB
+# The options the hub remembered for each (hub URL, user) when the tests first met that user: every
+# stop puts them back, so that the hub database, which outlives a test run, is as the run found it.
+_found_options: dict[tuple[str, str], dict | None] = {}
 
 
 def demo_password() -> str:
@@ -57,20 +61,49 @@ class HubUser:
         self.token = token_reply.json()["token"]
         self.api = requests.Session()
         self.api.headers["Authorization"] = f"token {self.token}"
+        if (hub_url, name) not in _found_options:
+            _found_options[(hub_url, name)] = self.stored_options()
 
     def model(self) -> dict:
         reply = self.api.get(f"{self.hub_url}/hub/api/users/{self.name}", timeout=10)
         reply.raise_for_status()
         return reply.json()
 
-    def start(self, options: dict | None = None) -> list[str]:
-        """Start the default server and follow its progress stream; return the messages seen.
+    @property
+    def server_api_url(self) -> str:
+        return f"{self.hub_url}/hub/api/users/{self.name}/server"
+
+    def stored_options(self) -> dict | None:
+        """The options the hub remembers from the user's previous start (None: no record of a
+        server), from which a start that names no options begins."""
+        # A PATCH that changes nothing answers with the database's record; a GET may answer from a
+        # spawner kept in memory, whose options a PATCH does not update. JupyterHub refuses the
+        # PATCH while the server is active; then its spawner holds the options it was started with.
+        reply = self.api.patch(self.server_api_url, json={"display_name": ""}, timeout=10)
+        if reply.status_code == 400 and "is active" in reply.text:
+            reply = self.api.get(self.server_api_url, timeout=10)
+        if reply.status_code == 404:
+            return None
+        reply.raise_for_status()
+        return reply.json()["user_options"]
+
+    def restore_stored_options(self) -> None:
+        """Put back the options the hub remembered for the user when the tests first met them."""
+        found = _found_options[(self.hub_url, self.name)]
+        reply = self.api.patch(self.server_api_url, json={"user_options": found or {}}, timeout=10)
+        if reply.status_code != 404:  # 404: the hub has no record of a server of theirs, so none to restore
+            assert reply.status_code == 200, f"could not restore {self.name}'s stored options: HTTP {reply.status_code} {reply.text}"
+
+    def start(self, options: dict | None) -> list[str]:
+        """Start the default server with `options` (None: a request that names none, so that the hub
+        uses those it remembers) and follow its progress stream; return the messages seen.
 
         The start request blocks while the hub waits for a quick spawn, so it runs in a thread
         and the progress stream is opened as soon as the hub reports the spawn pending.
         """
+        body = None if options is None else {"user_options": options}
         with ThreadPoolExecutor(1) as pool:
-            request = pool.submit(self.api.post, f"{self.hub_url}/hub/api/users/{self.name}/server", json=options or {}, timeout=60)
+            request = pool.submit(self.api.post, self.server_api_url, json=body, timeout=60)
             deadline = time.monotonic() + 30
             while not (self.model()["servers"].get("") or request.done()) and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -103,12 +136,16 @@ class HubUser:
             time.sleep(0.5)
         raise TimeoutError(f"{self.name}'s server not ready after {timeout} s")
 
-    def stop(self) -> None:
-        reply = self.api.delete(f"{self.hub_url}/hub/api/users/{self.name}/server", timeout=60)
+    def stop(self, restore_options: bool = True) -> None:
+        """Stop the default server (if it runs), then put back the options the hub remembered for
+        the user when the tests first met them (unless a test still needs the ones it chose)."""
+        reply = self.api.delete(self.server_api_url, timeout=60)
         assert reply.status_code in (202, 204, 400), reply.text  # 400: it was not running
         deadline = time.monotonic() + 60
         while self.model()["servers"].get("") and time.monotonic() < deadline:
             time.sleep(0.5)
+        if restore_options:
+            self.restore_stored_options()
 
     def server_answers(self) -> bool:
         """Whether the user's server answers through the proxy right now."""

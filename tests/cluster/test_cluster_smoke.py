@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.cluster.conftest import Cluster
-from tests.hub import remove_servers_of
+from tests.hub import SMALL, remove_servers_of
 
 pytestmark = pytest.mark.cluster
 
@@ -69,7 +69,7 @@ def test_the_stack_runs_on_the_manager_and_the_anchor_on_every_worker(facts: dic
 def test_a_spawned_server_runs_on_a_worker_and_answers_through_the_proxy(cluster: Cluster, facts: dict[str, str], manager: docker.DockerClient) -> None:
     user = cluster.user("carol")
     try:
-        user.start()
+        user.start(SMALL)
         user.wait_ready(120)
         assert user.server_answers()
         (service,) = manager.services.list(filters={"label": "jovial.user=carol"})

@@ -22,7 +22,7 @@ import docker
 import pytest
 
 from tests.cluster.conftest import Cluster
-from tests.hub import HubUser, hub_log, remove_servers_of
+from tests.hub import SMALL, HubUser, hub_log, remove_servers_of
 
 pytestmark = pytest.mark.cluster
 MARKER = "jovial-node-loss-test"
@@ -45,7 +45,7 @@ def running_server(cluster: Cluster, name: str) -> Iterator[tuple[HubUser, docke
     user = cluster.user(name)
     marker = Path(cluster.facts["JOVIAL_CLUSTER_FS_ROOT"]) / "home" / name / MARKER
     try:
-        user.start()
+        user.start(SMALL)
         user.wait_ready()
         assert user.run_in_terminal(f"echo written-before > ~/{MARKER}") == (0, "")
         where = placed(manager, f"jupyter-{name}")

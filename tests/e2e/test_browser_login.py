@@ -14,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.hub import HUB_URL, HubUser, demo_password, remove_servers_of
 
@@ -87,11 +87,13 @@ def test_wrong_password_is_refused_on_the_login_page(browser: webdriver.Chrome) 
 
 def test_bob_logs_in_watches_the_spawn_and_runs_id_in_a_terminal(browser: webdriver.Chrome) -> None:
     remove_servers_of("bob")
+    bob = HubUser("bob")  # before the form stores his choice: his stop puts back what the hub had
     try:
         log_in(browser, "bob", demo_password())
         form = WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "profile")))
         sizes = [o.text for o in form.find_elements(By.TAG_NAME, "option")]
         assert sizes == ["Small: 1 core, 2 GB", "Large: 2 cores, 4 GB"]
+        Select(form).select_by_value("small")  # the form selects his previous choice; this test wants small
         browser.find_element(By.CSS_SELECTOR, "#spawn_form [type=submit], #spawn_form input[type=submit]").click()
         WebDriverWait(browser, 30).until(lambda d: "/spawn-pending/" in d.current_url or "/user/bob/" in d.current_url)
         seen_progress = "/spawn-pending/" in browser.current_url
@@ -107,7 +109,7 @@ def test_bob_logs_in_watches_the_spawn_and_runs_id_in_a_terminal(browser: webdri
     finally:
         for _ in range(3):
             try:
-                HubUser("bob").stop()
+                bob.stop()
                 break
             except Exception:  # the hub may still be finishing the spawn
                 time.sleep(2)

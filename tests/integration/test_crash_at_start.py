@@ -8,7 +8,7 @@ import time
 import docker
 import pytest
 
-from tests.hub import FS_ROOT, HUB_URL, HubUser, remove_servers_of, wait_for_no_containers
+from tests.hub import FS_ROOT, HUB_URL, SMALL, HubUser, remove_servers_of, wait_for_no_containers
 
 pytestmark = pytest.mark.swarm
 BOB_UID = 10002
@@ -20,7 +20,7 @@ def test_a_server_dying_at_start_fails_the_spawn_with_its_last_words() -> None:
     remove_servers_of("bob")
     user = HubUser("bob")
     user.stop()
-    user.start()  # makes bob's home, then stop: the broken config goes into a home he owns
+    user.start(SMALL)  # makes bob's home, then stop: the broken config goes into a home he owns
     user.stop()
     config_dir = FS_ROOT / "home" / "bob" / ".jupyter"
     config = config_dir / "jupyter_server_config.py"
@@ -30,7 +30,7 @@ def test_a_server_dying_at_start_fails_the_spawn_with_its_last_words() -> None:
         for path in (config_dir, config):
             os.chown(path, BOB_UID, BOB_UID)
         started = time.monotonic()
-        reply = user.api.post(f"{HUB_URL}/hub/api/users/bob/server", json={}, timeout=60)
+        reply = user.api.post(f"{HUB_URL}/hub/api/users/bob/server", json={"user_options": SMALL}, timeout=60)
         messages = [reply.text] if reply.status_code >= 400 else user.progress()
         elapsed = time.monotonic() - started
         text = "\n".join(messages)
@@ -41,7 +41,7 @@ def test_a_server_dying_at_start_fails_the_spawn_with_its_last_words() -> None:
         wait_for_no_containers(client, "bob")
 
         config.unlink()
-        user.start()
+        user.start(SMALL)
         user.wait_ready(timeout=60)
         assert user.server_answers()
     finally:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.hub import FS_ROOT, HubUser, remove_servers_of
+from tests.hub import FS_ROOT, SMALL, HubUser, remove_servers_of
 
 pytestmark = pytest.mark.swarm
 USERS = ("alice", "bob", "carol")
@@ -36,7 +36,7 @@ def users() -> Iterator[dict[str, HubUser]]:
     try:
         for name in USERS:
             started[name] = HubUser(name)
-            started[name].start()
+            started[name].start(SMALL)
         for user in started.values():
             user.wait_ready()
         yield started

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.hub import FS_ROOT, HubUser, remove_servers_of
+from tests.hub import FS_ROOT, SMALL, HubUser, remove_servers_of
 
 pytestmark = pytest.mark.swarm
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.swarm
 def alice() -> Iterator[HubUser]:
     remove_servers_of("alice")
     user = HubUser("alice")
-    user.start()
+    user.start(SMALL)
     user.wait_ready()
     yield user
     user.stop()

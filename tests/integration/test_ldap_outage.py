@@ -13,7 +13,7 @@ import docker
 import pytest
 import requests
 
-from tests.hub import HUB_URL, HubUser, demo_password, post_login, remove_servers_of
+from tests.hub import HUB_URL, SMALL, HubUser, demo_password, post_login, remove_servers_of
 
 pytestmark = pytest.mark.swarm
 RUNNING_USER = "alice"
@@ -50,7 +50,7 @@ def ldap_down() -> Iterator[None]:
 def alice_running() -> Iterator[HubUser]:
     remove_servers_of(RUNNING_USER, NEW_USER)
     alice = HubUser(RUNNING_USER)
-    alice.start()
+    alice.start(SMALL)
     alice.wait_ready()
     yield alice
     alice.stop()
@@ -62,7 +62,7 @@ def test_ldap_outage_is_explained_harms_no_running_server_and_heals_itself(alice
     with ldap_down():
         reply = post_login(requests.Session(), "bob", demo_password())
         assert reply.status_code == 503 and "directory (LDAP) is not answering" in reply.text, reply.status_code
-        start = student.api.post(f"{HUB_URL}/hub/api/users/{NEW_USER}/server", json={}, timeout=60)
+        start = student.api.post(f"{HUB_URL}/hub/api/users/{NEW_USER}/server", json={"user_options": SMALL}, timeout=60)
         if start.status_code == 202:  # still pending: the reason comes in the progress stream
             failure = student.progress_events()[-1]
             assert failure.get("failed") and "cannot be reached" in failure["message"], failure
@@ -74,6 +74,6 @@ def test_ldap_outage_is_explained_harms_no_running_server_and_heals_itself(alice
     while post_login(requests.Session(), "bob", demo_password()).status_code != 302:  # slapd starting
         assert time.monotonic() < deadline, "logins did not work again within 60 s of LDAP coming back"
         time.sleep(1)
-    student.start()
+    student.start(SMALL)
     assert student.wait_ready()["ready"]
     student.stop()

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import docker
 import pytest
 
-from tests.hub import HubUser, remove_servers_of, wait_for_no_containers
+from tests.hub import SMALL, HubUser, remove_servers_of, wait_for_no_containers
 
 pytestmark = pytest.mark.swarm
 USERS = [f"student{i:02d}" for i in range(1, 51)]
@@ -18,14 +18,15 @@ def start_and_answer(user: HubUser) -> str | None:
     """None once the user's server answers through the proxy, else why not."""
     events = []
     try:
-        reply = user.api.post(f"{user.hub_url}/hub/api/users/{user.name}/server", json={}, timeout=300)
+        reply = user.api.post(f"{user.hub_url}/hub/api/users/{user.name}/server", json={"user_options": SMALL}, timeout=300)
         if reply.status_code not in (201, 202):
             return f"{user.name}: HTTP {reply.status_code}: {reply.text[:300]}"
         events = user.progress_events()
         user.wait_ready(timeout=300)
     except Exception as e:  # noqa: BLE001 (reported per user, with the last progress message)
         return f"{user.name}: {e!r}; last progress: {events[-1] if events else 'none'}"
-    return None if user.server_answers() else f"{user.name}: ready, but not answering through the proxy"
+    why = user.why_server_does_not_answer()
+    return None if why is None else f"{user.name}: ready, but not answering through the proxy: {why}"
 
 
 def test_fifty_users_start_at_once_all_run_then_all_stop_leaving_nothing() -> None:

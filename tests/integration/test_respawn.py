@@ -6,7 +6,7 @@ import time
 import docker
 import pytest
 
-from tests.hub import HubUser, remove_servers_of
+from tests.hub import SMALL, HubUser, remove_servers_of
 
 pytestmark = pytest.mark.swarm
 READY_WITHIN = 30  # seconds: "ready in seconds", far below the 120 s start timeout; not a benchmark
@@ -21,7 +21,7 @@ def test_three_respawns_in_a_row_are_each_ready_in_seconds() -> None:
         for _ in range(3):
             user.stop()
             started = time.monotonic()
-            user.start()
+            user.start(SMALL)
             user.wait_ready(timeout=READY_WITHIN)
             while not user.server_answers():
                 assert time.monotonic() - started < READY_WITHIN, "the new server does not answer through the proxy"

@@ -17,7 +17,7 @@ import docker
 import pytest
 import requests
 
-from tests.hub import HUB_URL, HubUser, remove_servers_of
+from tests.hub import FS_ROOT, HUB_URL, SMALL, HubUser, hub_log, remove_servers_of
 
 pytestmark = pytest.mark.swarm
 USERS = [f"student{i:02d}" for i in range(1, 21)]
@@ -30,7 +30,7 @@ def running() -> Iterator[list[HubUser]]:
     with ThreadPoolExecutor(len(USERS)) as pool:
         users = list(pool.map(HubUser, USERS))
         try:
-            list(pool.map(HubUser.start, users))
+            list(pool.map(lambda user: user.start(SMALL), users))
             list(pool.map(HubUser.wait_ready, users))
             yield users
         finally:
@@ -98,3 +98,54 @@ def test_every_route_comes_back_after_a_proxy_restart(running: list[HubUser]) ->
     restart("jovial_proxy")
     took = wait_until_all(running, HubUser.server_answers, ROUTE_CHECK_INTERVAL - 5)
     print(f"all {len(running)} routes were back {took:.1f} s after the new proxy answered")
+
+
+def test_a_server_that_moved_while_the_hub_was_down_is_found_at_its_new_address() -> None:
+    """Swarm restarts a user's server at a new address while the hub is down (here: its container
+    killed while the hub service is scaled to 0). The hub that comes back must look for it where
+    it runs now, not at the address in its database, where it would wait and then shut it down."""
+    client = docker.from_env()
+    name, hub = "student21", client.services.get("jovial_hub")
+    remove_servers_of(name)
+    user = HubUser(name)
+    try:
+        user.start(SMALL)
+        user.wait_ready()
+        assert user.run_in_terminal("echo still-here > ~/moved-while-the-hub-was-down") == (0, "")
+        (container,) = client.containers.list(filters={"label": f"jovial.user={name}"})
+        old_address = next(iter(container.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+        hub.scale(0)
+        deadline = time.monotonic() + 60
+        while client.containers.list(filters={"label": "com.docker.swarm.service.name=jovial_hub"}):
+            assert time.monotonic() < deadline, "the hub's container did not stop"
+            time.sleep(0.5)
+        container.kill()  # Swarm starts her server again (restart policy: on failure), elsewhere on the network
+        while not (moved := client.containers.list(filters={"label": f"jovial.user={name}"})):
+            assert time.monotonic() < deadline, "Swarm did not start her server again"
+            time.sleep(0.5)
+        new_address = next(iter(moved[0].attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+        assert new_address != old_address
+        since = int(time.time())
+        hub.scale(1)
+        deadline = time.monotonic() + 120
+        while not hub_answers():
+            assert time.monotonic() < deadline, "the hub did not come back within 120 s"
+            time.sleep(0.5)
+        assert user.model()["servers"][""]["ready"], "the restarted hub did not keep her server"
+        wait_until_all([user], HubUser.server_answers, 60)
+        assert user.run_in_terminal("cat ~/moved-while-the-hub-was-down") == (0, "still-here")
+        log = hub_log(client, since)
+        assert f"had invalid url http://{old_address}:8888/user/{name}/. Updating to http://{new_address}:8888/user/{name}/" in log, log[-3000:]
+        assert "does not appear to be running" not in log
+    finally:
+        hub.reload()
+        if hub.attrs["Spec"]["Mode"]["Replicated"]["Replicas"] != 1:
+            hub.scale(1)
+            deadline = time.monotonic() + 120
+            while not hub_answers() and time.monotonic() < deadline:
+                time.sleep(0.5)
+        try:
+            user.stop()
+        finally:
+            remove_servers_of(name)
+            (FS_ROOT / "home" / name / "moved-while-the-hub-was-down").unlink(missing_ok=True)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import docker
 import pytest
 
-from tests.hub import FS_ROOT, HubUser, hub_log, remove_servers_of
+from tests.hub import FS_ROOT, SMALL, HubUser, hub_log, remove_servers_of
 
 pytestmark = pytest.mark.swarm
 FS_LABEL = os.environ.get("JOVIAL_FS_LABEL", "jovial.fs")
@@ -39,7 +39,7 @@ def carol() -> Iterator[HubUser]:
     remove_servers_of(USER)
     user = HubUser(USER)
     try:
-        user.start()
+        user.start(SMALL)  # 2 GB: the out-of-memory test outgrows exactly that
         user.wait_ready()
         yield user
     finally:
@@ -116,7 +116,7 @@ def test_a_server_that_keeps_dying_is_stopped_and_she_is_told_why(carol: HubUser
     why = "Your server was killed (exit code 137)"
     form = carol.session.get(f"{carol.hub_url}/hub/spawn/{USER}", timeout=30)
     assert form.status_code == 200 and why in form.text and "Swarm had started it 4 times." in form.text
-    messages = carol.start()
+    messages = carol.start(SMALL)
     told = [m for m in messages if m.startswith("Your previous server stopped at ")]
     assert len(told) == 1 and why in told[0], messages
     carol.wait_ready()

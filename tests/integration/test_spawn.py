@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.hub import FS_ROOT, HUB_URL, HubUser, remove_servers_of, wait_for_no_containers
+from tests.hub import FS_ROOT, HUB_URL, SMALL, HubUser, remove_servers_of, wait_for_no_containers
 
 pytestmark = pytest.mark.swarm
 
@@ -25,7 +25,7 @@ def alice(docker_client: docker.DockerClient) -> Iterator[HubUser]:
     remove_servers_of("alice")
     user = HubUser("alice")
     user.stop()
-    user.progress = user.start()
+    user.progress = user.start(SMALL)
     user.wait_ready()
     yield user
     user.stop()
@@ -107,7 +107,7 @@ def test_the_server_refuses_requests_without_alices_token(alice: HubUser) -> Non
 def test_stopping_removes_the_service_its_configs_and_container(docker_client: docker.DockerClient) -> None:
     user = HubUser("alice")
     if not user.model()["servers"].get(""):
-        user.start()
+        user.start(SMALL)
         user.wait_ready()
     user.stop()
     assert not docker_client.services.list(filters={"label": "jovial.user=alice"})
@@ -126,6 +126,45 @@ def test_limits_follow_the_chosen_profile_and_bad_options_are_refused(docker_cli
         user.wait_ready()
         limits = docker_client.services.get("jupyter-carol").attrs["Spec"]["TaskTemplate"]["Resources"]["Limits"]
         assert limits == {"NanoCPUs": 2_000_000_000, "MemoryBytes": 4 * 1024**3}
+    finally:
+        user.stop()
+        remove_servers_of("carol")
+
+
+def test_a_start_naming_no_options_uses_her_last_choice_while_the_site_offers_it(docker_client: docker.DockerClient) -> None:
+    """JupyterHub hands a start that names no options the user's previous ones. Jovial uses them
+    while the site still offers them (and the spawn form selects them); a choice the site no longer
+    offers is dropped, and her progress says which and why, instead of the start being refused."""
+    user = HubUser("carol")
+    spawn_form = f"{HUB_URL}/hub/spawn/carol"
+    try:
+        user.stop()
+        user.start({"profile": "large"})
+        user.wait_ready()
+        user.stop(restore_options=False)
+        form = user.session.get(spawn_form, timeout=30)
+        assert form.status_code == 200 and '<option value="large" selected>' in form.text, form.text[-2000:]
+        user.start(None)
+        user.wait_ready()
+        limits = docker_client.services.get("jupyter-carol").attrs["Spec"]["TaskTemplate"]["Resources"]["Limits"]
+        assert limits == {"NanoCPUs": 2_000_000_000, "MemoryBytes": 4 * 1024**3}
+        user.stop(restore_options=False)
+
+        # What the hub remembers once the site has removed a profile and an image she had chosen
+        # (as if the site's configuration had changed since her last start).
+        reply = user.api.patch(user.server_api_url, json={"user_options": {"profile": "retired", "image": "gone"}}, timeout=10)
+        assert reply.status_code == 200, reply.text
+        form = user.session.get(spawn_form, timeout=30)
+        assert form.status_code == 200 and "Your previous choice profile = &#x27;retired&#x27; is not possible any more" in form.text
+        assert '<option value="small">' in form.text and ' selected>' not in form.text.split('id="profile"')[1].split("</select>")[0]
+        messages = user.start(None)
+        user.wait_ready()
+        dropped = [m for m in messages if m.startswith("Your previous choice ")]
+        assert len(dropped) == 2, messages
+        assert "profile = 'retired' is not possible any more (Unknown profile 'retired'" in dropped[0] + dropped[1]
+        assert "image = 'gone' is not possible any more (The image 'gone' is not offered here" in dropped[0] + dropped[1]
+        limits = docker_client.services.get("jupyter-carol").attrs["Spec"]["TaskTemplate"]["Resources"]["Limits"]
+        assert limits == {"NanoCPUs": 1_000_000_000, "MemoryBytes": 2 * 1024**3}
     finally:
         user.stop()
         remove_servers_of("carol")

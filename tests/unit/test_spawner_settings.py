@@ -12,6 +12,7 @@ from jovial.spawner import JovialSpawner
 
 
 def make_spawner(user_options: dict | None = None, **settings: object) -> JovialSpawner:
+    """A spawner with these settings whose start names `user_options` (no request: as code starts it)."""
     config = Config()
     for key, value in settings.items():
         section, _, name = key.rpartition("__")
@@ -126,3 +127,46 @@ def test_the_server_is_told_the_limits_it_really_got() -> None:
     from jovial.spec import ResourceSpec
 
     assert _resource_env(ResourceSpec(cpu_limit=4.0, mem_limit=8 * 2**30)) == {"CPU_LIMIT": "4.0", "MEM_LIMIT": str(8 * 2**30)}
+
+
+def remembered_by_the_hub(spawner: JovialSpawner, options: dict) -> JovialSpawner:
+    """The spawner as JupyterHub hands it a REST start with an empty body: the previous options."""
+    spawner.user_options = options
+    spawner.orm_spawner = SimpleNamespace(user_options=options, server=None, name="")
+    spawner.handler = SimpleNamespace(get_server_json_body=lambda: {"display_name": None, "user_options": None})
+    return spawner
+
+
+SIZES = [{"name": "small", "cpu_limit": 1}, {"name": "large", "cpu_limit": 2}]
+
+
+async def test_a_remembered_choice_the_site_no_longer_offers_is_dropped_with_a_progress_message() -> None:
+    spawner = remembered_by_the_hub(make_spawner(identities=ALICE, profiles=SIZES), {"profile": "retired"})
+    site = spawner.site_settings(await spawner.server_settings(await spawner.resolve_identity("alice")))
+    assert site.resources.cpu_limit == 1  # the default profile
+    assert [e["message"] for e in spawner._events] == [
+        "Your previous choice profile = 'retired' is not possible any more (Unknown profile 'retired'; "
+        "choose one of ['small', 'large']), so the site's default is used."
+    ]
+
+
+async def test_a_remembered_choice_still_offered_is_used_and_selected_in_the_form() -> None:
+    spawner = remembered_by_the_hub(make_spawner(identities=ALICE, profiles=SIZES), {"profile": "large"})
+    site = spawner.site_settings(await spawner.server_settings(await spawner.resolve_identity("alice")))
+    assert site.resources.cpu_limit == 2 and spawner._events == []
+    form = await spawner.get_options_form()
+    assert '<option value="large" selected>' in form and '<option value="small">' in form
+
+
+async def test_the_form_says_which_remembered_choice_was_dropped_and_selects_the_default() -> None:
+    spawner = remembered_by_the_hub(make_spawner(identities=ALICE, profiles=SIZES), {"profile": "retired"})
+    form = await spawner.get_options_form()
+    assert "Your previous choice profile = &#x27;retired&#x27; is not possible any more" in form
+    assert " selected" not in form
+
+
+async def test_a_start_request_naming_a_choice_not_offered_is_refused() -> None:
+    spawner = remembered_by_the_hub(make_spawner(identities=ALICE, profiles=SIZES), {"profile": "retired"})
+    spawner.handler = SimpleNamespace(get_server_json_body=lambda: {"display_name": None, "user_options": {"profile": "retired"}})
+    with pytest.raises(OptionsError, match="Unknown profile 'retired'"):
+        await spawner.server_settings(await spawner.resolve_identity("alice"))
