@@ -79,9 +79,9 @@ class HubUser:
         # A PATCH that changes nothing answers with the database's record; a GET may answer from a
         # spawner kept in memory, whose options a PATCH does not update. JupyterHub refuses the
         # PATCH while the server is active; then its spawner holds the options it was started with.
-        reply = self.api.patch(self.server_api_url, json={"display_name": ""}, timeout=10)
+        reply = self.api.patch(self.server_api_url, json={"display_name": ""}, timeout=60)
         if reply.status_code == 400 and "is active" in reply.text:
-            reply = self.api.get(self.server_api_url, timeout=10)
+            reply = self.api.get(self.server_api_url, timeout=60)
         if reply.status_code == 404:
             return None
         reply.raise_for_status()
@@ -90,7 +90,7 @@ class HubUser:
     def restore_stored_options(self) -> None:
         """Put back the options the hub remembered for the user when the tests first met them."""
         found = _found_options[(self.hub_url, self.name)]
-        reply = self.api.patch(self.server_api_url, json={"user_options": found or {}}, timeout=10)
+        reply = self.api.patch(self.server_api_url, json={"user_options": found or {}}, timeout=60)
         if reply.status_code != 404:  # 404: the hub has no record of a server of theirs, so none to restore
             assert reply.status_code == 200, f"could not restore {self.name}'s stored options: HTTP {reply.status_code} {reply.text}"
 
