@@ -126,6 +126,7 @@ def test_a_server_that_moved_while_the_hub_was_down_is_found_at_its_new_address(
         new_address = next(iter(moved[0].attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
         assert new_address != old_address
         since = int(time.time())
+        hub.reload()  # scaling changed the service's version
         hub.scale(1)
         deadline = time.monotonic() + 120
         while not hub_answers():
