@@ -152,9 +152,12 @@ class HubUser:
         return self.why_server_does_not_answer() is None
 
     def why_server_does_not_answer(self) -> str | None:
-        """What went wrong asking the user's server through the proxy right now; None if it answered."""
+        """What went wrong asking the user's server through the proxy right now; None if it answered.
+        It may take its time (30 s): whether it answers is asked here, how fast is the benchmark's
+        business (a server's first request waits on the hub's token check, which a burst of 50
+        starts on 2 cores slows down to several seconds)."""
         try:
-            reply = self.server_get("api/status", timeout=5)
+            reply = self.server_get("api/status", timeout=30)
         except requests.RequestException as e:
             return f"no answer: {e!r}"
         if reply.status_code == 200:
