@@ -1,13 +1,13 @@
 """What a hub costs, read from outside it: its container's CPU time (Docker's stats) and the
-number of Docker API calls it made (the request counter of its docker-proxy, HAProxy's `show stat`)."""
+number of Docker API calls it made (the request counter of its docker-proxy)."""
 
-import csv
-import io
+import json
 
 import docker
 
-# HAProxy's runtime API listens on the proxy container's loopback only (images/docker-proxy/haproxy.cfg).
-SHOW_STAT = ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9999 && echo 'show stat' >&3 && cat <&3"]
+# The docker-proxy serves its counters on its container's loopback only
+# (images/docker-proxy/jovial_docker_proxy/server.py): asked from inside that container.
+COUNTERS = ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9999 && printf 'GET /counters HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3"]
 
 
 def stack_container(client: docker.DockerClient, service: str) -> docker.models.containers.Container:
@@ -26,11 +26,8 @@ def cpu_seconds(client: docker.DockerClient, service: str) -> float:
 
 def api_requests(client: docker.DockerClient, docker_proxy_service: str) -> int:
     """Every request the docker-proxy has received since it started (allowed or refused)."""
-    result = stack_container(client, docker_proxy_service).exec_run(SHOW_STAT)
-    if result.exit_code != 0:
-        raise RuntimeError(f"HAProxy's stats from {docker_proxy_service}: {result.output.decode(errors='replace')}")
-    rows = csv.DictReader(io.StringIO(result.output.decode().lstrip("# ")))
-    for row in rows:
-        if row["pxname"] == "docker-api" and row["svname"] == "FRONTEND":
-            return int(row["req_tot"])
-    raise RuntimeError(f"no docker-api frontend in the stats of {docker_proxy_service}")
+    result = stack_container(client, docker_proxy_service).exec_run(COUNTERS)
+    head, _, body = result.output.decode(errors="replace").partition("\r\n\r\n")
+    if result.exit_code != 0 or head.split("\r\n", 1)[0].split()[1:2] != ["200"]:
+        raise RuntimeError(f"the counters of {docker_proxy_service}: {result.output.decode(errors='replace')[:300]}")
+    return int(json.loads(body)["requests"])

@@ -21,6 +21,24 @@ c.SwarmSpawner.start_timeout = jovial.start_timeout
 # two cores every server takes longer than that, and all of them fail. A site would raise it so:
 c.SwarmSpawner.http_timeout = jovial.start_timeout
 # Stock knows no LDAP identities: every server runs as one unprivileged uid with a scratch home.
-c.SwarmSpawner.extra_container_spec = {"user": "1000:1000"}
+# The stack's docker-proxy creates only services that look like Jovial's user servers
+# (images/docker-proxy/jovial_docker_proxy/policy.py): a numeric uid:gid other than root, every
+# capability dropped, Jovial's labels naming the service; it removes only services that carry them.
+c.SwarmSpawner.extra_container_spec = {"user": "1000:1000", "cap_drop": ["ALL"]}
 c.SwarmSpawner.environment = {"HOME": "/tmp"}
 c.SwarmSpawner.notebook_dir = "/tmp"
+
+
+def jovial_labels(spawner):
+    """Stock's documented hook, run before each start: the labels that name the server's service."""
+    spawner.extra_create_kwargs = {
+        "labels": {
+            "jovial.managed": "true",
+            "jovial.object": spawner.object_name,
+            "jovial.user": spawner.user.name,
+            "jovial.server": spawner.name,
+        }
+    }
+
+
+c.SwarmSpawner.pre_spawn_hook = jovial_labels

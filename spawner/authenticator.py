@@ -11,20 +11,39 @@ nothing: anyone on the path could pose as the directory and read every password.
 ldaps:// (tls_strategy "on_connect") and StartTLS ("before_bind") verify the server's certificate
 against `ldap_ca_file` (or the system's CAs) and check that it names `server_address`; a
 certificate that fails is refused before the password is sent, with a 503 page that says so.
+
+The stock authenticator checks who may log in only at login: someone removed from the allowed
+groups, or whose account is deleted, goes on starting servers with their cookie or API token. Here
+JupyterHub asks the directory again before every spawn (refresh_pre_spawn) and every
+auth_refresh_age seconds on the user's requests: refresh_user re-reads, with the hub's own account
+(ldap_bind_dn), whether the account still exists and would still pass the login's rules (search_filter,
+allowed_groups, allowed_users, blocked_users). A user who would not is refused (JupyterHub answers
+403, and the next login is refused too), with a log line naming why. When the directory cannot
+answer, sessions and running servers go on, but the spawn is refused with a 503 that says so.
 """
 
 import asyncio
 import math
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ldap3
+from jupyterhub.utils import maybe_future
 from ldap3.core.exceptions import LDAPBindError, LDAPCertificateError, LDAPException
+from ldap3.utils.conv import escape_filter_chars
+from ldap3.utils.dn import escape_rdn
 from ldapauthenticator import LDAPAuthenticator
 from ldapauthenticator.ldapauthenticator import TlsStrategy
 from tornado import web
-from traitlets import Bunch, Float, TraitError, Unicode, validate
+from traitlets import Bunch, Float, TraitError, Unicode, default, validate
+
+from .errors import DirectoryUnavailable
+
+if TYPE_CHECKING:
+    from jupyterhub.spawner import Spawner
+    from jupyterhub.user import User
 
 DIRECTORY_DOWN = (
     "The site's user directory (LDAP) is not answering, so nobody can log in right now. "
@@ -34,11 +53,39 @@ DIRECTORY_NOT_TRUSTED = (
     "The site's user directory (LDAP) could not prove that it is the real one (its certificate is not "
     "trusted), so nobody can log in right now; your password was not sent. Please tell the site's administrators."
 )
+DIRECTORY_DOWN_AT_SPAWN = (
+    "The site's user directory (LDAP) cannot be reached right now, so the hub cannot confirm that you may still "
+    "use it, and no server can start. Servers already running are not affected. Please try again in a few minutes."
+)
+NO_SUCH_OBJECT = 32  # the LDAP result code of a search whose base entry does not exist
+
+
+class StandingUnknown(Exception):
+    """The directory could not say whether a user may still use the hub (it refused the hub's account, or a
+    search failed); a directory that is down or does not answer raises LDAPException or OSError instead."""
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the directory says of a user now, read with the hub's account: the facts a login checks."""
+
+    dn: str | None  # the user's entry: the first of bind_dn_template's DNs that exists; None: no account
+    matches_search_filter: bool  # True when no search_filter is set
+    groups: list[str]  # those of allowed_groups that list the user
 
 
 class JovialLDAPAuthenticator(LDAPAuthenticator):
     """LDAPAuthenticator with timeouts, off the event loop, verifying the directory's certificate,
-    and with a clear message when LDAP is down or not trusted."""
+    with a clear message when LDAP is down or not trusted, and asking the directory again before
+    every spawn whether the user may still use the hub.
+
+    Defaults changed from JupyterHub's: refresh_pre_spawn is True (refresh_user before every spawn)
+    and auth_refresh_strict is True (a user refresh_user refuses is refused on token-authenticated
+    requests too: JupyterHub 6.1 would otherwise keep the old answer for API tokens, and a token could
+    go on starting servers). auth_refresh_age keeps JupyterHub's 300 s: each user's requests are
+    re-checked at most every 5 minutes (one LDAP bind and a search per allowed group), so a removed
+    user's browser session and tokens stop working within about 5 minutes, and spawns at once.
+    """
 
     ldap_timeout = Float(
         5.0,
@@ -55,10 +102,56 @@ class JovialLDAPAuthenticator(LDAPAuthenticator):
         "also name server_address. A 'ca_certs_file' in tls_kwargs takes precedence.",
     )
 
-    @validate("ldap_ca_file")
-    def _ldap_ca_file_is_a_file(self, proposal: Bunch) -> str:
+    ldap_bind_dn = Unicode(
+        "",
+        config=True,
+        help="DN of the hub's own LDAP account, with which it re-checks users before every spawn and every "
+        "auth_refresh_age seconds: that their account still exists at bind_dn_template, still matches "
+        "search_filter and is still in one of allowed_groups. It must be able to read users' entries and the "
+        "allowed groups (the spawner's account, JovialSpawner.ldap_bind_dn, reads the same). Empty: an anonymous bind.",
+    )
+
+    ldap_bind_password_file = Unicode(
+        "",
+        config=True,
+        help="File holding the password of ldap_bind_dn (surrounding whitespace ignored), read at each re-check, "
+        "e.g. a Docker secret. Empty: no password.",
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Users whose latest re-check could not reach the directory: pre_spawn_start refuses their spawns.
+        self._unconfirmed: set[str] = set()
+
+    @default("refresh_pre_spawn")
+    def _recheck_before_every_spawn(self) -> bool:
+        return True
+
+    @default("auth_refresh_strict")
+    def _refuse_tokens_of_users_no_longer_allowed(self) -> bool:
+        return True
+
+    @validate("auth_refresh_age")
+    def _auth_refresh_age_keeps_the_recheck(self, proposal: Bunch) -> int:
+        if proposal.value <= 0:
+            raise TraitError(
+                "JovialLDAPAuthenticator.auth_refresh_age must be more than 0: at 0 JupyterHub skips the re-check "
+                "before spawns too (refresh_pre_spawn), and users no longer allowed could go on starting servers."
+            )
+        return proposal.value
+
+    @validate("lookup_dn")
+    def _no_lookup_dn(self, proposal: Bunch) -> bool:
+        if proposal.value:
+            raise TraitError(
+                "JovialLDAPAuthenticator re-checks users at the DNs of bind_dn_template and does not support lookup_dn."
+            )
+        return proposal.value
+
+    @validate("ldap_ca_file", "ldap_bind_password_file")
+    def _names_a_file(self, proposal: Bunch) -> str:
         if proposal.value and not Path(proposal.value).is_file():
-            raise TraitError(f"JovialLDAPAuthenticator.ldap_ca_file {proposal.value!r} is not a file.")
+            raise TraitError(f"JovialLDAPAuthenticator.{proposal.trait.name} {proposal.value!r} is not a file.")
         return proposal.value
 
     @validate("tls_kwargs")
@@ -119,3 +212,111 @@ class JovialLDAPAuthenticator(LDAPAuthenticator):
         except (LDAPException, OSError) as e:
             self.log.error("Login of %r failed: the LDAP server does not answer (%s)", data.get("username"), e)
             raise web.HTTPError(503, DIRECTORY_DOWN) from None
+
+    def user_dns(self, username: str) -> list[str]:
+        """The DNs a login of `username` tries, in order (bind_dn_template, the name escaped as the login does)."""
+        return [template.format(username=escape_rdn(username)) for template in self.bind_dn_template]
+
+    def hub_connection(self) -> ldap3.Connection:
+        """A connection bound as the hub's own account (ldap_bind_dn), with the logins' timeouts and TLS checks."""
+        password = Path(self.ldap_bind_password_file).read_text().strip() if self.ldap_bind_password_file else None
+        connection = self.get_connection(self.ldap_bind_dn or None, password)
+        if connection is None:
+            raise StandingUnknown(
+                f"the directory refused the hub's account {self.ldap_bind_dn or '(anonymous)'}: check ldap_bind_dn "
+                "and ldap_bind_password_file"
+            )
+        return connection
+
+    @staticmethod
+    def entries_found(connection: ldap3.Connection, base: str, scope: str, search_filter: str, attributes: list[str]) -> list:
+        """The entries a search finds; none when its base entry does not exist. Any other failure raises
+        StandingUnknown: a directory that cannot answer never counts as "not found"."""
+        connection.search(search_base=base, search_scope=scope, search_filter=search_filter, attributes=attributes)
+        code = connection.result.get("result", 0)
+        if code == NO_SUCH_OBJECT:
+            return []
+        if code != 0:
+            raise StandingUnknown(f"searching {base!r} failed: {connection.result.get('description')}")
+        return list(connection.entries)
+
+    def read_standing(self, username: str) -> Standing:
+        """The facts a login of `username` would check, read now with the hub's account (blocking).
+
+        With the login's own settings: the user's entry is the first of bind_dn_template's DNs that exists;
+        search_filter must find exactly one entry; an allowed group lists the user when group_search_filter
+        matches it (member or uniqueMember with the DN, memberUid with the name)."""
+        connection = self.hub_connection()
+        try:
+            existing = (dn for dn in self.user_dns(username) if self.entries_found(connection, dn, ldap3.BASE, "(objectClass=*)", []))
+            dn = next(existing, None)
+            if dn is None:
+                return Standing(dn=None, matches_search_filter=False, groups=[])
+            name = escape_filter_chars(username)
+            user_filter = self.search_filter.format(userattr=self.user_attribute, username=name)
+            matches = not self.search_filter or (
+                len(self.entries_found(connection, self.user_search_base, ldap3.SUBTREE, user_filter, self.attributes)) == 1
+            )
+            group_filter = self.group_search_filter.format(userdn=escape_filter_chars(dn), uid=name)
+            groups = [
+                group for group in self.allowed_groups or []
+                if self.entries_found(connection, group, ldap3.BASE, group_filter, self.group_attributes)
+            ]
+            return Standing(dn=dn, matches_search_filter=matches, groups=groups)
+        finally:
+            connection.unbind()
+
+    async def why_no_longer_allowed(self, username: str) -> str | None:
+        """Why a login of `username` would be refused now, by the login's own rules; None: it would not.
+
+        Raises StandingUnknown, LDAPException or OSError when the directory cannot tell."""
+        standing = await asyncio.to_thread(self.read_standing, username)
+        if standing.dn is None:
+            return f"no account {' or '.join(self.user_dns(username))} in the directory"
+        if not standing.matches_search_filter:
+            return f"the account no longer matches search_filter {self.search_filter!r}"
+        auth_model = {"name": username, "auth_state": {"ldap_groups": standing.groups}}
+        if not await maybe_future(self.check_blocked_users(username, auth_model)):
+            return "blocked_users lists them"
+        if not (self.allow_all or await maybe_future(self.check_allowed(username, auth_model))):
+            return f"a member of none of allowed_groups {self.allowed_groups or []}"
+        return None
+
+    async def refresh_user(self, user: "User", handler: web.RequestHandler | None = None) -> bool:
+        """Whether `user` may still use the hub, asked of the directory. JupyterHub calls this before every
+        spawn and every auth_refresh_age seconds on the user's requests.
+
+        False: JupyterHub refuses the spawn (403) and the user's requests until they log in again, and that
+        login is refused while the reason holds. A directory that cannot answer gives True, so that sessions
+        and running servers go on, and pre_spawn_start then refuses the spawn."""
+        try:
+            refusal = await self.why_no_longer_allowed(user.name)
+        except (StandingUnknown, LDAPException, OSError) as e:
+            self._unconfirmed.add(user.name)
+            self.log.error(
+                "Could not re-check %s in the directory (%s): their sessions go on, but no server of theirs starts "
+                "until the directory answers.", user.name, e,
+            )
+            return True
+        self._unconfirmed.discard(user.name)
+        if refusal:
+            self.log.warning(
+                "%s may no longer use this hub: %s. Their spawns and requests are refused until they log in again, "
+                "which is refused while this holds.", user.name, refusal,
+            )
+            if handler is not None and not hasattr(handler, "_token_authenticated"):
+                # JupyterHub 6.1.1's refresh_auth reads this flag, which only a token-authenticated request
+                # sets: on a cookie request the refusal would become an AttributeError (a 500 page and a
+                # traceback) instead of its 403 or login page. Not token-authenticated is what it means.
+                handler._token_authenticated = False
+            return False
+        return True
+
+    def pre_spawn_start(self, user: "User", spawner: "Spawner") -> None:
+        """Refuse the spawn (503) when the re-check made for it could not reach the directory.
+
+        refresh_user cannot refuse it itself without ending the user's sessions too: JupyterHub also calls
+        it on any request once auth_refresh_age has passed, and such a call at the start of a spawn request
+        is the only re-check that spawn gets (JupyterHub refreshes a user at most once per request)."""
+        if user.name in self._unconfirmed:
+            raise DirectoryUnavailable(DIRECTORY_DOWN_AT_SPAWN)

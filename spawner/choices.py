@@ -9,6 +9,11 @@ adds a placement requirement rather than replacing the site's); other keys are r
 Choices a start request makes are checked strictly (one not offered is refused). Choices the hub
 remembers from the user's previous start are checked the same way, one by one, and those the site
 no longer offers are dropped, each with a note saying why (`still_offered`).
+
+Amounts of CPU and memory, in every layer, are at least 0.001 core and 1 byte (0 or None: none).
+Less would round to 0 NanoCPUs, 0 millicores or 0 bytes, which Swarm and Kubernetes take for no
+limit at all: such a setting stops the hub at start (`check_layer`), or, from a callable, the
+spawn (`resource_spec`); such a user option is refused (`choose`).
 """
 
 import math
@@ -19,7 +24,8 @@ from typing import Any
 from jupyterhub.traitlets import ByteSpecification
 from traitlets import TraitError
 
-from .errors import OptionsError
+from .errors import OptionsError, SiteMisconfigured
+from .spec import ResourceSpec
 
 LAYERED_KEYS = frozenset(
     {"image", "cpu_limit", "cpu_guarantee", "mem_limit", "mem_guarantee", "node_labels", "generic_resources"}
@@ -50,10 +56,17 @@ class Maxima:
 
 
 def check_layer(where: str, layer: Mapping[str, Any]) -> None:
-    """Refuse unknown keys in a settings layer (at startup, naming where they are)."""
+    """Refuse unknown keys and unusable amounts in a settings layer (at startup, naming where they
+    are); callables are checked when a spawn resolves them."""
     unknown = set(layer) - LAYERED_KEYS
     if unknown:
         raise ValueError(f"{where}: unknown setting(s) {sorted(unknown)}; allowed: {sorted(LAYERED_KEYS)}")
+    for key, value in layer.items():
+        if key in RESOURCES and not callable(value):
+            try:
+                resource_amount(key, value)
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
 
 
 def parse_profiles(raw: Iterable[Mapping[str, Any]]) -> tuple[Profile, ...]:
@@ -91,6 +104,55 @@ def parse_bytes(value: Any) -> int:
     return int(ByteSpecification().validate(None, value))
 
 
+@dataclass(frozen=True)
+class Measure:
+    """How an amount of a resource is read, the least a server can be given, and its unit."""
+
+    parse: Callable[[Any], float]
+    least: float
+    least_text: str
+    unit: str
+
+
+CORES = Measure(float, 0.001, "0.001 core", "cores")  # Kubernetes' least: 1m
+BYTES = Measure(parse_bytes, 1, "1 byte", "bytes")
+RESOURCES = {"cpu_limit": CORES, "cpu_guarantee": CORES, "mem_limit": BYTES, "mem_guarantee": BYTES}
+
+
+def resource_amount(key: str, value: Any) -> float | None:
+    """The site's amount for `key` (one of RESOURCES) in cores or bytes; None for none (None or the
+    number 0). ValueError for anything else that is not at least the least (see the module docstring)."""
+    if value is None or (isinstance(value, int | float) and value == 0):
+        return None
+    measure = RESOURCES[key]
+    try:
+        amount = measure.parse(value)
+    except (TypeError, ValueError, TraitError, OverflowError):
+        raise ValueError(f"{key} {value!r} is not a usable number of {measure.unit}") from None
+    if not amount >= measure.least:  # NaN too
+        raise ValueError(
+            f"{key} {value!r} is below the least a server can be given, {measure.least_text} (0 or None: none); "
+            "less would mean no limit at all"
+        )
+    return amount
+
+
+def resource_spec(chosen: Mapping[str, Any]) -> ResourceSpec:
+    """The resources of the server whose layered settings (callables resolved) are `chosen`;
+    SiteMisconfigured for an amount that `resource_amount` refuses."""
+    try:
+        amounts = {key: resource_amount(key, chosen[key]) for key in RESOURCES}
+    except ValueError as e:
+        raise SiteMisconfigured(f"This site's settings for your server cannot be used: {e}. Tell an administrator.") from None
+    return ResourceSpec(
+        cpu_limit=amounts["cpu_limit"],
+        cpu_reservation=amounts["cpu_guarantee"],
+        mem_limit=amounts["mem_limit"],
+        mem_reservation=amounts["mem_guarantee"],
+        generic=tuple(sorted((chosen["generic_resources"] or {}).items())),
+    )
+
+
 def choose(
     options: Mapping[str, Any],
     profiles: tuple[Profile, ...],
@@ -117,15 +179,16 @@ def choose(
         if not isinstance(options["image"], str) or options["image"] not in images:
             raise OptionsError(f"The image {options['image']!r} is not offered here; choose one of {sorted(images)}.")
         layer["image"] = images[options["image"]]
-    for key, parse, unit in (("cpu_limit", float, "cores"), ("mem_limit", parse_bytes, "bytes")):
+    for key in ("cpu_limit", "mem_limit"):
         if key in options:
-            value, most = _number(key, options[key], parse), getattr(maxima, key)
+            measure = RESOURCES[key]
+            value, most = _number(key, options[key], measure.parse), getattr(maxima, key)
             if most is None:
                 raise OptionsError(f"This hub does not let users set {key}; choose a profile instead.")
-            if value <= 0:
-                raise OptionsError(f"{key} must be more than 0, not {options[key]}.")
+            if value < measure.least:
+                raise OptionsError(f"{key} must be at least {measure.least_text}, not {options[key]}.")
             if value > most:
-                raise OptionsError(f"{key} {options[key]} is over this site's maximum of {most} {unit}.")
+                raise OptionsError(f"{key} {options[key]} is over this site's maximum of {most} {measure.unit}.")
             layer[key] = value
     return layer
 

@@ -49,6 +49,13 @@ class DirectoryMisconfigured(JovialError):
     reason_label = "directory-configuration"
 
 
+class SiteMisconfigured(JovialError):
+    """The site's settings for this server cannot be honoured as they are (e.g. a limit too small
+    to be one, from a callable the hub could not check at start): an operator must act."""
+
+    reason_label = "site-configuration"
+
+
 class StorageError(JovialError):
     """The user's home on the shared filesystem could not be made ready."""
 
@@ -59,3 +66,15 @@ class LaunchError(JovialError):
     """The orchestrator refused or failed to run the user's server."""
 
     reason_label = "launch"
+
+
+class NameTaken(LaunchError):
+    """An object under the name of the user's server exists that Jovial did not make for that server
+    (a site's own service, one labelled for someone else): it is left alone, and an operator must act."""
+
+    reason_label = "name-taken"
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"A {kind} named {name} exists that Jovial did not make for you; ask an administrator.")
+        self.kind = kind
+        self.name = name

@@ -4,7 +4,14 @@ The object name (service, pod, ...) is a DNS label: lowercase letters, digits an
 characters, starting with a letter. A username that is already such a label keeps its name
 (`jupyter-alice`); anything else (capitals, dots, unicode, named servers, very long names) gets a
 readable slug plus `--` and a hash of the exact raw names. Plain names never contain `--`, so the
-two kinds cannot collide, and hashed names differ whenever the raw names do (up to the hash).
+two kinds cannot collide, and hashed names differ whenever the raw names do: the hash has 128 bits
+(HASH_LENGTH hex digits), so that no one can find two (user, server) pairs with the same name
+("john-smith"/"analysis" and "john"/"smith-analysis" share their slug), and the slug gets what is
+left of the 63 characters. Names are not trusted on their own either: backends check an object's
+jovial.user and jovial.server labels before they report on it or remove it.
+
+Servers started before the hash grew keep their (shorter) names: the spawner's state holds the name
+of a running server (DockerSpawner's `object_name`), and only a new start takes the name made here.
 """
 
 import hashlib
@@ -16,7 +23,7 @@ from .errors import InvalidUsername
 MAX_USERNAME_LENGTH = 64
 MAX_OBJECT_NAME_LENGTH = 63
 OBJECT_NAME_PREFIX = "jupyter-"
-HASH_LENGTH = 10
+HASH_LENGTH = 32  # hex digits: 128 bits
 
 _PLAIN_NAME = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -36,6 +43,8 @@ def validate_username(username: str) -> str:
         raise InvalidUsername(f"The username {username!r} contains '/'.")
     if ":" in username:
         raise InvalidUsername(f"The username {username!r} contains ':', which would break its line in /etc/passwd.")
+    if "," in username:
+        raise InvalidUsername(f"The username {username!r} contains ',', which would break its group lines in /etc/group.")
     if username in (".", ".."):
         raise InvalidUsername(f"The username {username!r} is not a valid directory name.")
     if any(ch.isspace() or unicodedata.category(ch).startswith("C") for ch in username):

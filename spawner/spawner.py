@@ -22,14 +22,15 @@ from traitlets.config import Config
 from .backends import Backend
 from .backends.probe import port_answers
 from .backends.swarm import SwarmBackend
-from .choices import LAYERED_KEYS, Maxima, check_layer, choose, layered, parse_bytes, parse_profiles, still_offered
-from .errors import IdentityError, OptionsError
+from .choices import LAYERED_KEYS, Maxima, check_layer, choose, layered, parse_profiles, resource_spec, still_offered
+from .errors import IdentityError, NameTaken, OptionsError
 from .identity import PosixIdentity, identity_from_auth_state, identity_from_mapping
 from .ldap_directory import LdapDirectory, LdapSettings
 from .names import is_safe_path_component, server_object_name, validate_username
 from .orchestrators import ORCHESTRATORS, orchestrator_of, refusals
+from .orphans import sweep_orphans
 from .settings import JovialSettings
-from .spec import DataCollection, ResourceSpec, SiteSettings, build_server_spec
+from .spec import DataCollection, ResourceSpec, ServerOwner, SiteSettings, build_server_spec
 from .start_request import request_named_options
 from .storage import ensure_home, existing_directories
 
@@ -99,6 +100,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         return options_from_form
 
     _backends: ClassVar[dict[str, Backend]] = {}
+    _sweeps: ClassVar[dict[str, asyncio.Task[None]]] = {}  # each backend's orphan sweep (orphans.py)
     _directories: ClassVar[dict[tuple[Any, ...], LdapDirectory]] = {}
 
     def __init__(self, **kwargs: Any) -> None:
@@ -127,6 +129,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         if found:
             lines = "; ".join(f"{name} (use {instead})" for name, instead in sorted(found.items()))
             raise ValueError(f"JovialSpawner cannot honour these settings on {ORCHESTRATORS[orchestrator]}: {lines}")
+        check_layer("JovialSpawner", {key: merged[key] for key in LAYERED_KEYS if key in merged})
         for name, layer in {**merged.get("group_settings", {}), **merged.get("user_settings", {})}.items():
             check_layer(f"JovialSpawner group/user settings for {name!r}", layer)
         parse_profiles(merged.get("profiles", []))
@@ -136,8 +139,16 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         backends = type(self)._backends
         if self.orchestrator not in backends:
             made = await self._make_backend()
-            backends.setdefault(self.orchestrator, made)
+            if backends.setdefault(self.orchestrator, made) is made:
+                self._sweep_orphans(made)
         return backends[self.orchestrator]
+
+    def _sweep_orphans(self, backend: Backend) -> None:
+        """In a hub (not in a test without one): once the hub has checked its servers, remove those of
+        the backend's first list that no spawner of this hub owns (orphans.py)."""
+        users = getattr(self.user, "settings", {}).get("users")
+        if users is not None:
+            type(self)._sweeps[self.orchestrator] = asyncio.get_running_loop().create_task(sweep_orphans(backend, users, self.log))
 
     async def _make_backend(self) -> Backend:
         """The backend of the configured orchestrator. Swarm's is made in a worker thread: the Docker
@@ -235,9 +246,6 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         return images
 
     def site_settings(self, chosen: dict[str, Any]) -> SiteSettings:
-        def size(value: Any) -> int | None:
-            return None if value is None else parse_bytes(value)
-
         return SiteSettings(
             image=chosen["image"],
             network=self.network_name,
@@ -245,13 +253,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             home_source_template=self.home_path_template,
             home_target_template=self.home_mount_template,
             node_labels=chosen["node_labels"] or {},
-            resources=ResourceSpec(
-                cpu_limit=chosen["cpu_limit"],
-                cpu_reservation=chosen["cpu_guarantee"],
-                mem_limit=size(chosen["mem_limit"]),
-                mem_reservation=size(chosen["mem_guarantee"]),
-                generic=tuple(sorted((chosen["generic_resources"] or {}).items())),
-            ),
+            resources=resource_spec(chosen),
             project_source_template=self.project_path_template,
             project_target_template=self.project_mount_template,
             data_collections=tuple(
@@ -326,7 +328,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             project_groups=await self._project_groups(identity),
         )
         backend = await self.backend()
-        await backend.remove(spec.name)  # whatever an earlier, interrupted start may have left
+        await backend.remove(spec.name, spec.owner)  # whatever an earlier, interrupted start may have left
         try:
             self.object_id = await backend.launch(spec)
             self._report("Asked the cluster for your server", 30)
@@ -353,17 +355,28 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         found = await asyncio.to_thread(existing_directories, self.shared_fs_root, list(paths))
         return [paths[p] for p in found]
 
+    @property
+    def _owner(self) -> ServerOwner:
+        """Whose server this is, as the labels of its objects say."""
+        return ServerOwner(self.user.name, self.name)
+
     async def _remove(self) -> None:
-        await (await self.backend()).remove(self.object_name)
+        """Remove the server's objects. One of its name that is not Jovial's for this user is left
+        alone (the backend logged it for the operator): nothing of this server's is there."""
+        try:
+            await (await self.backend()).remove(self.object_name, self._owner)
+        except NameTaken:
+            pass
         self.object_id = ""
 
     async def poll(self) -> int | str | None:
         """Alive or not from the watcher's memory (no orchestrator call). A running server that the
         orchestrator moved to a new address gets its hub route moved along; one that ended by
         itself is removed, and why it ended is kept for the user (`last_end`)."""
+        backend = await self.backend()  # also when nothing runs: a restarted hub's checks bring up its watcher and sweep
         if not self.object_id:
             return self.last_end or 0
-        status = await (await self.backend()).status(self.object_name)
+        status = await backend.status(self.object_name, self._owner)
         if not status.alive:
             await self._ended(status.reason)
             return self.last_end
@@ -381,7 +394,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         """Where the server answers now. JupyterHub asks this when it starts, before it checks that
         each server it had running still answers: a server that the orchestrator moved while the
         hub was down is looked for at its new address, not at the one in the hub's database."""
-        status = await (await self.backend()).status(self.object_name)
+        status = await (await self.backend()).status(self.object_name, self._owner)
         if not (status.alive and status.address):
             return await super().get_url()
         server = self.server
@@ -403,7 +416,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         super().start_polling()
         backend = type(self)._backends.get(self.orchestrator)
         if backend is not None and self.object_id:
-            backend.follow(self.object_name, self.poll_and_notify)
+            backend.follow(self.object_name, self._owner, self.poll_and_notify)
 
     def stop_polling(self) -> None:
         super().stop_polling()
@@ -420,6 +433,13 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.last_end = state.get("last_end", "")
+
+    def clear_state(self) -> None:
+        """Before a new server (and after one stopped): once nothing runs, the next server takes the
+        name made today (names.py), not the one a server started by an older Jovial kept in the state."""
+        super().clear_state()
+        if not self.object_id:
+            self.object_name = self._object_name_default()
 
     async def stop(self, now: bool = False) -> None:
         await self._remove()

@@ -58,6 +58,18 @@ class ResourceSpec:
 
 
 @dataclass(frozen=True)
+class ServerOwner:
+    """Whose server an object is: the exact username and server name ('' for the default server),
+    as its jovial.user and jovial.server labels carry them."""
+
+    username: str
+    server_name: str
+
+    def __str__(self) -> str:
+        return f"user {self.username!r}, server {self.server_name!r}"
+
+
+@dataclass(frozen=True)
 class ServerSpec:
     """Everything a backend needs to run one user server, and nothing backend-specific."""
 
@@ -82,6 +94,10 @@ class ServerSpec:
     @property
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
+
+    @property
+    def owner(self) -> ServerOwner:
+        return ServerOwner(self.username, self.server_name)
 
 
 @dataclass(frozen=True)

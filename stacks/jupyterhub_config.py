@@ -63,6 +63,13 @@ c.LDAPAuthenticator.bind_dn_template = [setting("JOVIAL_LDAP_USER_DN_TEMPLATE", 
 #  - JOVIAL_ALLOW_ALL_USERS="true": everyone with an account in the directory (the dev overlay's
 #    demo users). Default "false".
 # Neither: the hub starts, but JupyterHub lets nobody in.
+# Before every spawn, and at most every 5 minutes (auth_refresh_age, 300 s) on each user's requests,
+# the hub asks the directory again, with its own account (also the spawner's, below), whether the
+# user's account still exists and, with allowed groups, is still in one of them. Someone removed
+# from the groups or deleted can no longer start a server with a cookie or an API token (403), and
+# their next login is refused; while the directory does not answer, starts are refused with a 503.
+c.JovialLDAPAuthenticator.ldap_bind_dn = setting("JOVIAL_LDAP_BIND_DN", "")
+c.JovialLDAPAuthenticator.ldap_bind_password_file = "/run/secrets/ldap_bind_password"
 allowed_groups = [dn.strip() for dn in setting("JOVIAL_LDAP_ALLOWED_GROUPS", "").split(";") if dn.strip()]
 allow_all = setting("JOVIAL_ALLOW_ALL_USERS", "false").strip().lower()
 if allow_all not in ("true", "false"):
@@ -91,8 +98,8 @@ c.JovialSpawner.ldap_tls = c.LDAPAuthenticator.tls_strategy  # same names, same 
 c.JovialSpawner.ldap_ca_file = c.JovialLDAPAuthenticator.ldap_ca_file  # logins and identity reads trust the same CAs
 c.JovialSpawner.ldap_user_base_dn = user_base_dn
 c.JovialSpawner.ldap_group_base_dn = setting("JOVIAL_LDAP_GROUP_BASE_DN")
-c.JovialSpawner.ldap_bind_dn = setting("JOVIAL_LDAP_BIND_DN", "")
-c.JovialSpawner.ldap_bind_password_file = "/run/secrets/ldap_bind_password"
+c.JovialSpawner.ldap_bind_dn = c.JovialLDAPAuthenticator.ldap_bind_dn  # one hub account re-checks users and reads identities
+c.JovialSpawner.ldap_bind_password_file = c.JovialLDAPAuthenticator.ldap_bind_password_file
 c.JovialSpawner.shared_fs_root = fs_root
 c.JovialSpawner.home_path_template = fs_root + "/home/{username}"
 # Group project directories: <root>/projects/<group>, made by the site (owned by root and the

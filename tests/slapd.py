@@ -50,7 +50,8 @@ class Slapd:
             self.process.wait(timeout=10)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -135,8 +136,8 @@ def start_slapd(port: int | None = None, with_tls: bool = False, certificate_nam
         )
     )
     subprocess.run(["/usr/sbin/slapadd", "-f", str(conf), "-l", str(ldif)], check=True, capture_output=True)
-    port = port or _free_port()
-    ldaps_port = _free_port() if with_tls else None
+    port = port or free_port()
+    ldaps_port = free_port() if with_tls else None
     process = _launch(conf, port, ldaps_port)
     return Slapd(
         url=f"ldap://127.0.0.1:{port}",

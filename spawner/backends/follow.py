@@ -8,14 +8,16 @@ when the server's (alive, address) pair changes. One task per backend, whatever 
 servers: each change of the watcher's state costs one `status()` per followed server, read from
 the watcher's memory (no orchestrator call). A server's callback never runs twice at once.
 
-Backend-neutral: it needs only "wait for the watcher's next change" and `status(name)`.
+Backend-neutral: it needs only "wait for the watcher's next change" and `status(name, owner)`.
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
+from dataclasses import dataclass
 
+from ..spec import ServerOwner
 from . import ServerStatus
 
 StatusChanged = Callable[[], Awaitable[object]]
@@ -29,11 +31,19 @@ MIN_GAP = 0.2  # seconds: a burst of watcher changes is looked at once
 HURRY_LIMIT = 120.0
 
 
+@dataclass(frozen=True, eq=False)
+class _Followed:
+    """A followed server: whose it is, and whom to call when its status changes."""
+
+    owner: ServerOwner
+    callback: StatusChanged
+
+
 class Followers:
     """The servers whose status changes someone wants to hear about (see the module docstring).
 
     `next_change(after)` waits until the watcher's state is newer than version `after` and
-    returns the new version; `status(name)` is the backend's own. While a followed server is on
+    returns the new version; `status(name, owner)` is the backend's own. While a followed server is on
     its way back (alive, no address yet: restarting, rescheduled), the watcher is asked to
     `hurry` so that its new address is seen within seconds, for at most `hurry_limit` seconds.
     """
@@ -41,7 +51,7 @@ class Followers:
     def __init__(
         self,
         next_change: Callable[[int], Awaitable[int]],
-        status: Callable[[str], Awaitable[ServerStatus]],
+        status: Callable[[str, ServerOwner], Awaitable[ServerStatus]],
         log: logging.Logger,
         hurry: Callable[[], AbstractContextManager[object]] = nullcontext,
         hurry_limit: float = HURRY_LIMIT,
@@ -51,14 +61,14 @@ class Followers:
         self._log = log
         self._hurry = hurry
         self._hurry_limit = hurry_limit
-        self._callbacks: dict[str, StatusChanged] = {}
+        self._followed: dict[str, _Followed] = {}
         self._seen: dict[str, tuple[bool, str | None]] = {}
         self._task: asyncio.Task[None] | None = None
         self._calls: dict[str, asyncio.Task[object]] = {}  # the running call of each server
 
-    def follow(self, name: str, callback: StatusChanged) -> None:
-        """Call `callback` whenever the server `name` dies, comes back or moves (replacing any earlier one)."""
-        self._callbacks[name] = callback
+    def follow(self, name: str, owner: ServerOwner, callback: StatusChanged) -> None:
+        """Call `callback` whenever `owner`'s server `name` dies, comes back or moves (replacing any earlier one)."""
+        self._followed[name] = _Followed(owner, callback)
         self._seen.pop(name, None)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -67,7 +77,7 @@ class Followers:
         """Stop calling back for `name`. A call that is running is left to finish: the spawner's
         poll unfollows from inside that very call (JupyterHub's poll_and_notify stops polling
         before it tells the hub the server is gone)."""
-        self._callbacks.pop(name, None)
+        self._followed.pop(name, None)
         self._seen.pop(name, None)
 
     async def close(self) -> None:
@@ -82,7 +92,7 @@ class Followers:
         version, hurrying = 0, False
         waiting_since: dict[str, float] = {}  # the servers on their way back, since when
         with ExitStack() as hurry:
-            while self._callbacks:
+            while self._followed:
                 try:
                     version = await self._next_change(version)
                     on_its_way = await self._look()
@@ -103,9 +113,9 @@ class Followers:
     async def _look(self) -> set[str]:
         """Call back every followed server whose status changed; return those on their way back."""
         on_its_way: set[str] = set()
-        for name, callback in list(self._callbacks.items()):
-            status = await self._status(name)
-            if self._callbacks.get(name) is not callback:
+        for name, followed in list(self._followed.items()):
+            status = await self._status(name, followed.owner)
+            if self._followed.get(name) is not followed:
                 continue  # unfollowed (or followed anew) meanwhile
             seen = (status.alive, status.address)
             if status.alive and status.address is None:
@@ -117,7 +127,7 @@ class Followers:
                 self._seen[name] = seen
                 if not first:
                     self._log.info("The server %s is now %s", name, describe(status))
-                self._call(name, callback)
+                self._call(name, followed.callback)
         return on_its_way
 
     def _call(self, name: str, callback: StatusChanged) -> None:

@@ -16,7 +16,7 @@ c.ConfigurableHTTPProxy.should_start = False
 c.ConfigurableHTTPProxy.api_url = "http://proxy-api.jovial.svc.cluster.local:8001"
 c.ConfigurableHTTPProxy.auth_token = open("/run/secrets/proxy_token").read().strip()
 
-c.JupyterHub.authenticator_class = "ldapauthenticator.LDAPAuthenticator"
+c.JupyterHub.authenticator_class = "jovial.authenticator.JovialLDAPAuthenticator"  # as on Swarm: never blocks the hub
 c.LDAPAuthenticator.server_address = "ldap.example.org"
 c.LDAPAuthenticator.server_port = 636
 c.LDAPAuthenticator.tls_strategy = "on_connect"

@@ -37,7 +37,7 @@ async def fails_fast(backend: SwarmBackend, spec: ServerSpec) -> str:
             await backend.wait_running(spec, lambda message, percent: None, timeout=120)
         assert time.monotonic() - started < FAILS_WITHIN
     finally:
-        await backend.remove(spec.name)
+        await backend.remove(spec.name, spec.owner)
     client = docker.from_env()
     assert not client.services.list(filters={"label": f"jovial.object={spec.name}"})
     assert not client.configs.list(filters={"label": f"jovial.object={spec.name}"})

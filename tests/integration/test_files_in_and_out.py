@@ -7,22 +7,29 @@ server (the astro image, which carries the WebDAV endpoint), checked on the host
   move, delete, with requests and with curl, including a 520 MiB streamed upload (more than the
   Jupyter server's default 512 MiB request body limit); bob's token and no token are refused
   before anything is read or written.
+- A WebDAV download of a file larger than her server's memory limit, to a reader that stops
+  reading for a while: the server's processes do not grow (the download streams with
+  backpressure instead of being buffered), it is not killed, and every byte arrives.
 Everything the tests make is removed at the end, also when they fail.
 """
 
 import base64
 import hashlib
+import os
 import random
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
 
+import docker
 import pytest
 import requests
+from docker.models.containers import Container
 
-from tests.hub import FS_ROOT, HUB_URL, HubUser, started_with_workdir
+from tests.hub import FS_ROOT, HUB_URL, SMALL, HubUser, started_with_workdir
 
 pytestmark = pytest.mark.swarm
 USER, UID = "alice", 10001
@@ -30,11 +37,13 @@ MiB = 1 << 20
 WORK = f"jovial-files-test-{uuid.uuid4().hex[:8]}"  # below her home
 HOST_WORK = FS_ROOT / "home" / USER / WORK
 DAV = f"{HUB_URL}/user/{USER}/webdav"
+STALL_SECONDS = 30  # a server buffering what it sends would read past a 2 GB limit in far less
+GROWTH_BOUND = 256 * MiB  # what her server's processes may grow by while the reader waits
 
 
 @pytest.fixture(scope="module")
 def alice() -> Iterator[HubUser]:
-    with started_with_workdir(USER, {"image": "astro"}, WORK) as user:
+    with started_with_workdir(USER, {**SMALL, "image": "astro"}, WORK) as user:
         yield user
 
 
@@ -139,3 +148,49 @@ def test_another_users_token_or_none_cannot_reach_her_files(alice: HubUser, bob:
             assert b"alice only" not in reply.content
         assert not (HOST_WORK / f"{who}.txt").exists()
     assert secret.read_bytes() == b"alice only"
+
+
+def her_container(client: docker.DockerClient) -> Container:
+    """The container of her server's running task."""
+    tasks = client.services.get(f"jupyter-{USER}").tasks({"desired-state": "running"})
+    (task,) = [t for t in tasks if t["Status"]["State"] == "running"]
+    return client.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
+
+
+def resident_bytes(container: Container) -> int:
+    """The resident memory of every process of the container (ps as the engine runs it, which needs
+    the PID column to pick the container's processes; RSS in KiB)."""
+    top = container.top(ps_args="-o pid,rss")
+    rss = top["Titles"].index("RSS")
+    return sum(int(row[rss]) for row in top["Processes"]) * 1024
+
+
+def test_a_webdav_download_larger_than_her_servers_memory_streams_to_a_slow_reader(alice: HubUser) -> None:
+    client = docker.from_env()
+    container = her_container(client)
+    limit = container.attrs["HostConfig"]["Memory"]
+    assert limit > 0, "her server has no memory limit: the test would prove nothing"
+    size = limit + 512 * MiB
+    on_host = HOST_WORK / "larger-than-memory.fits"
+    with on_host.open("wb") as f:
+        f.truncate(size)  # sparse: cheap to make, all of it still travels
+    os.chown(on_host, UID, UID)
+    assert listing(alice, f"{WORK}/")[f"/user/{USER}/webdav/{WORK}/{on_host.name}"] == str(size)  # WsgiDAV has started
+    before, peak, received = resident_bytes(container), 0, 0
+    with alice.api.get(f"{DAV}/{WORK}/{on_host.name}", stream=True, timeout=120) as reply:
+        assert reply.status_code == 200, reply.text[:300]
+        blocks = reply.iter_content(MiB)
+        received += len(next(blocks))
+        stalled_until = time.monotonic() + STALL_SECONDS
+        while time.monotonic() < stalled_until:  # she reads nothing; her server must wait for her
+            try:
+                peak = max(peak, resident_bytes(container))
+            except docker.errors.APIError as gone:
+                pytest.fail(f"her server died while she was not reading (buffered the download?): {gone}")
+            time.sleep(0.5)
+        for block in blocks:
+            received += len(block)
+    assert received == size
+    assert peak - before < GROWTH_BOUND, f"her server grew by {(peak - before) / MiB:.0f} MiB while she was not reading"
+    container.reload()
+    assert (her_container(client).id, container.status) == (container.id, "running"), "her server was restarted"

@@ -108,13 +108,13 @@ def calls_since(counter: DockerCounter, before: Counter[str]) -> Counter[str]:
     return counter.counts() - before
 
 
-async def relist_calls_while_polling(counter: DockerCounter, backend: SwarmBackend, names: list[str]) -> Counter[str]:
+async def relist_calls_while_polling(counter: DockerCounter, backend: SwarmBackend, specs: list[ServerSpec]) -> Counter[str]:
     """Docker calls during WINDOW seconds of the hub polling every server ten times a second."""
     await asyncio.sleep(1)  # the fast relists of the spawn are over
     before = counter.counts()
     deadline = time.monotonic() + WINDOW
     while time.monotonic() < deadline:
-        assert all([(await backend.status(n)).alive for n in names])
+        assert all([(await backend.status(s.name, s.owner)).alive for s in specs])
         await asyncio.sleep(0.1)
     return calls_since(counter, before)
 
@@ -125,9 +125,9 @@ async def test_status_makes_no_docker_call_and_relists_cost_the_same_for_1_or_5_
     backend = make_backend()
     specs = [make_spec() for _ in range(5)]
     addresses = await start(backend, specs[0])
-    one = await relist_calls_while_polling(counter, backend, [specs[0].name])
+    one = await relist_calls_while_polling(counter, backend, specs[:1])
     addresses += await start(backend, *specs[1:])
-    five = await relist_calls_while_polling(counter, backend, [s.name for s in specs])
+    five = await relist_calls_while_polling(counter, backend, specs)
 
     LOG.info("Docker calls in %.0f s of polling: 1 server %s, 5 servers %s", WINDOW, dict(one), dict(five))
     most = WINDOW / RELIST_INTERVAL + 2
@@ -139,13 +139,13 @@ async def test_status_makes_no_docker_call_and_relists_cost_the_same_for_1_or_5_
     await backend.watcher.newer_than(backend.watcher.relist_soon(), 10)
     before = counter.counts()
     for _ in range(200):
-        statuses = [await backend.status(s.name) for s in specs]
+        statuses = [await backend.status(s.name, s.owner) for s in specs]
     assert calls_since(counter, before) == Counter()
     assert [s.address for s in statuses] == addresses and all(s.alive for s in statuses)
 
     restarted = make_backend()
     before = counter.counts()
-    found = [await restarted.status(s.name) for s in specs]
+    found = [await restarted.status(s.name, s.owner) for s in specs]
     assert [s.address for s in found] == addresses and all(s.alive for s in found)
     first_list = calls_since(counter, before)
     assert set(first_list) <= {*RELIST_CALLS, "GET /nodes", "GET /events"}, first_list
@@ -160,12 +160,12 @@ async def test_a_respawn_under_the_same_name_reaches_running_at_its_new_address(
     api = docker.APIClient(version="auto")
     addresses = []
     for _ in range(3):
-        await backend.remove(spec.name)
+        await backend.remove(spec.name, spec.owner)
         service_id = await backend.launch(spec)
         address, _ = await backend.wait_running(spec, lambda m, p: None, 60)
         running = [t for t in api.tasks(filters={"service": service_id}) if t["Status"]["State"] == "running"]
         assert [a["Addresses"][0].split("/")[0] for a in running[0]["NetworksAttachments"]] == [address]
-        assert (await backend.status(spec.name)).address == address
+        assert (await backend.status(spec.name, spec.owner)).address == address
         addresses.append(address)
     api.close()
     LOG.info("addresses of three spawns of %s: %s", spec.name, addresses)

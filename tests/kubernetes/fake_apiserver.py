@@ -2,7 +2,7 @@
 
 A small aiohttp app on 127.0.0.1 that speaks the Kubernetes REST API (core/v1 JSON) for the four
 kinds Jovial uses: pods, services, configmaps and events. It does what the real API server does
-for them: create (201, or 409 AlreadyExists), get and delete (404 NotFound), list with
+for them: create (201, or 409 AlreadyExists), get and delete (404 NotFound; a delete whose uid precondition is not the object's: 409 Conflict), list with
 labelSelector and fieldSelector (equality terms), and watch streams from a resourceVersion
 (the history after it, then live changes; ADDED/MODIFIED/DELETED and BOOKMARK lines; an ERROR
 event with code 410 Gone for a resourceVersion older than the last compaction; the stream ends
@@ -12,6 +12,7 @@ moment later, as when a kubelet stops it.
 What a scheduler and kubelet would write into pods (nodes, statuses, events) is done by
 `fake_kubelet.py` through `put`/`add_event`. Tests can also break things: `compact()` expires
 every resourceVersion so far (open watches get 410), `drop_watches()` cuts open watch connections,
+`send_raw()` writes a line of its own into the open watches of a kind (an event no API server sends),
 `fail_next()` makes the next matching request fail with a status, and `calls` counts requests.
 """
 
@@ -84,6 +85,7 @@ class FakeApiServer:
         self.resource_version = 100
         self.compacted = 0
         self.calls: Counter[str] = Counter()
+        self.deletions: list[tuple[str, str, Obj]] = []  # (kind, name, the DeleteOptions body) of each DELETE
         self.pod_deletion_delay = pod_deletion_delay
         self.created: list[Callable[[Obj], None]] = []
         self._failures: list[tuple[str, str, int, str]] = []
@@ -159,6 +161,11 @@ class FakeApiServer:
         self.history.clear()
         for queue in list(self._live):
             queue.put_nowait((0, "", "EXPIRED", {}))
+
+    def send_raw(self, kind: str, line: bytes) -> None:
+        """Write `line` (and a newline) into every open watch of `kind`, as it is."""
+        for queue in list(self._live):
+            queue.put_nowait((0, kind, "RAW", {"line": line}))
 
     def drop_watches(self) -> None:
         """Cut every open watch connection, as a restarting API server or a broken network does."""
@@ -241,6 +248,10 @@ class FakeApiServer:
             return web.json_response(obj)
         if request.method != "DELETE":
             return status(405, "MethodNotAllowed", f"{request.method} is not allowed on {kind}/{name}")
+        self.deletions.append((kind, name, await request.json() if request.can_read_body else {}))
+        precondition = ((self.deletions[-1][2] or {}).get("preconditions") or {}).get("uid")
+        if precondition and precondition != obj["metadata"]["uid"]:
+            return status(409, "Conflict", f"Precondition failed: UID in precondition: {precondition}, UID in object meta: {obj['metadata']['uid']}")
         if kind == "pods" and self.pod_deletion_delay > 0:
             if not obj["metadata"].get("deletionTimestamp"):
                 obj["metadata"]["deletionTimestamp"] = now_rfc3339()
@@ -286,6 +297,10 @@ class FakeApiServer:
                 await send(entry[2], entry[3])
             async with asyncio.timeout(timeout):
                 while (entry := await queue.get()) is not None:
+                    if entry[2] == "RAW":
+                        if entry[1] == kind:
+                            await response.write(entry[3]["line"] + b"\n")
+                        continue
                     if entry[2] == "EXPIRED":
                         await send("ERROR", {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
                                              "reason": "Expired", "message": "too old resource version"})

@@ -19,7 +19,7 @@ from jovial.backends.kubernetes import KubernetesBackend
 from jovial.backends.kubernetes.client import POD_GONE
 from jovial.backends.probe import port_answers
 from jovial.errors import LaunchError
-from jovial.spec import DataCollection, ResourceSpec, ServerSpec
+from jovial.spec import DataCollection, ResourceSpec, ServerOwner, ServerSpec
 from tests.kubernetes.conftest import NAMESPACE, FakeCluster
 from tests.kubernetes.matrix import PROFILES, spec
 
@@ -48,7 +48,7 @@ async def fails_fast(backend: KubernetesBackend, cluster: FakeCluster, server: S
             await backend.wait_running(server, lambda m, p: None, timeout=60)
         assert time.monotonic() - started < FAILS_WITHIN
     finally:
-        await backend.remove(server.name)
+        await backend.remove(server.name, server.owner)
     assert cluster.left() == {}
     return failure.value.jupyterhub_message
 
@@ -87,10 +87,10 @@ async def test_status_is_read_from_the_watchers_memory_without_an_api_call(clust
     addresses = await asyncio.gather(*(backend.wait_running(s, lambda m, p: None, 30) for s in servers))
     before = cluster.api.calls.copy()
     for _ in range(50):
-        statuses = [await backend.status(s.name) for s in servers]
+        statuses = [await backend.status(s.name, s.owner) for s in servers]
     assert cluster.api.calls == before
     assert [(s.alive, s.address) for s in statuses] == [(True, ip) for ip, _ in addresses]
-    assert not (await backend.status("jupyter-nobody")).alive
+    assert not (await backend.status("jupyter-nobody", ServerOwner("nobody", ""))).alive
 
 
 async def test_the_hub_waits_until_the_port_answers(make_cluster, make_backend) -> None:
@@ -166,7 +166,7 @@ async def test_a_start_that_takes_too_long_fails_at_the_timeout_with_the_last_st
     await backend.launch(server)
     with pytest.raises(LaunchError, match="did not start within 1 seconds; last step: Waiting for the cluster to place your server"):
         await backend.wait_running(server, lambda m, p: None, timeout=1)
-    await backend.remove(server.name)
+    await backend.remove(server.name, server.owner)
     assert cluster.left() == {}
 
 
@@ -206,13 +206,13 @@ async def test_remove_deletes_everything_waits_for_the_pod_and_the_name_is_free_
     server = spec()
     await backend.launch(server)
     await backend.wait_running(server, lambda m, p: None, 30)
-    await backend.remove(server.name)
+    await backend.remove(server.name, server.owner)
     assert cluster.left() == {}
-    assert not (await backend.status(server.name)).alive
+    assert not (await backend.status(server.name, server.owner)).alive
     await backend.launch(server)  # a respawn under the same name: no 409
     assert (await backend.wait_running(server, lambda m, p: None, 30))[1] == 8888
-    await backend.remove(server.name)
-    await backend.remove(server.name)  # quiet when there is nothing left
+    await backend.remove(server.name, server.owner)
+    await backend.remove(server.name, server.owner)  # quiet when there is nothing left
     assert cluster.left() == {}
 
 
@@ -225,8 +225,8 @@ async def test_a_restarted_hub_finds_the_running_servers_on_its_first_list(clust
     await first.close()
 
     restarted = make_backend(cluster)
-    assert [(await restarted.status(s.name)).address for s in servers] == addresses
-    await restarted.remove("jupyter-alice")
+    assert [(await restarted.status(s.name, s.owner)).address for s in servers] == addresses
+    await restarted.remove(servers[0].name, servers[0].owner)
     assert cluster.left() == {k: ["jupyter-bob-files" if k == "configmaps" else "jupyter-bob"] for k in ("configmaps", "pods", "services")}
 
 
@@ -243,7 +243,7 @@ async def test_an_expired_watch_leads_to_a_fresh_list_and_later_changes_are_seen
     assert "failed" not in caplog.text
     cluster.api.remove("pods", NAMESPACE, server.name)  # e.g. an operator's kubectl delete
     await until(lambda: server.name not in backend.watcher.state.pods)
-    assert (await backend.status(server.name)).reason == POD_GONE
+    assert (await backend.status(server.name, server.owner)).reason == POD_GONE
 
 
 async def test_after_the_connection_drops_the_watcher_lists_again_and_sees_what_it_missed(cluster, make_backend) -> None:
@@ -257,5 +257,25 @@ async def test_after_the_connection_drops_the_watcher_lists_again_and_sees_what_
     cluster.api.compact()  # what happened while disconnected is not in any watch's history
     cluster.api.remove("pods", NAMESPACE, "jupyter-bob")
     await until(lambda: cluster.api.calls["GET pods"] > lists and cluster.api.open_watches() == 2)
-    assert (await backend.status("jupyter-bob")).reason == POD_GONE
-    assert (await backend.status("jupyter-alice")).alive
+    assert (await backend.status(servers[1].name, servers[1].owner)).reason == POD_GONE
+    assert (await backend.status(servers[0].name, servers[0].owner)).alive
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"this is not JSON", b'["not", "an", "event"]', b'{"type": "ADDED", "object": {"kind": "Pod"}}',
+     b'{"type": "MODIFIED", "object": {"metadata": "not an object"}}'],
+    ids=["not-json", "not-an-object", "a-pod-without-metadata", "metadata-not-an-object"],
+)
+async def test_a_watch_event_that_cannot_be_read_is_logged_and_following_goes_on(cluster, make_backend, caplog, line: bytes) -> None:
+    backend = make_backend(cluster)
+    server = spec()
+    await backend.launch(server)
+    await backend.wait_running(server, lambda m, p: None, 30)
+    lists = cluster.api.calls["GET pods"]
+    cluster.api.send_raw("pods", line)
+    await until(lambda: cluster.api.calls["GET pods"] == lists + 1 and cluster.api.calls["GET pods watch"] >= 2)  # listed again at once
+    assert "Skipping a Kubernetes pods watch event that cannot be read" in caplog.text
+    cluster.api.remove("pods", NAMESPACE, server.name)  # a change after it is still seen
+    await until(lambda: server.name not in backend.watcher.state.pods)
+    assert (await backend.status(server.name, server.owner)).reason == POD_GONE

@@ -12,7 +12,8 @@ from packaging.version import Version
 
 from jovial.backends.kubernetes.builder import Manifests, manifests
 from jovial.backends.kubernetes.labels import is_label_key, is_label_value
-from jovial.errors import LaunchError
+from jovial.errors import LaunchError, SiteMisconfigured
+from jovial.spec import ResourceSpec
 from tests.kubernetes.matrix import EXTENDED_RESOURCES, MATRIX, PROFILES, spec
 
 NEWEST = 3
@@ -95,3 +96,9 @@ def test_a_limit_without_reservation_requests_nothing_and_no_limit_means_no_reso
     assert small == {"limits": {"cpu": "1000m", "memory": str(2 * 2**30)}, "requests": {"cpu": "0m", "memory": "0"}}
     none = manifests(spec(resources=PROFILES["unlimited"]), "ns", EXTENDED_RESOURCES).pod["spec"]["containers"][0]
     assert none["resources"] == {}
+
+
+@pytest.mark.parametrize("resources", [ResourceSpec(cpu_limit=1e-4), ResourceSpec(cpu_limit=1.0, cpu_reservation=1e-4)])
+def test_a_cpu_amount_that_would_be_0_millicores_is_refused_not_sent_as_no_limit(resources: ResourceSpec) -> None:
+    with pytest.raises(SiteMisconfigured, match="0.0001 cores is less than 1 millicore"):
+        manifests(spec(resources=resources), "ns", EXTENDED_RESOURCES)

@@ -40,9 +40,9 @@ async def test_the_role_grants_exactly_what_the_backend_uses(cluster: FakeCluste
         await backend.wait_running(broken, lambda m, p: None, 30)
     except Exception:
         pass
-    await backend.status(server.name)
+    await backend.status(server.name, server.owner)
     for each in (server, broken):
-        await backend.remove(each.name)
+        await backend.remove(each.name, each.owner)
     used = set()
     for call in cluster.api.calls:
         method, resource, *suffix = call.split()
@@ -57,6 +57,8 @@ def test_the_example_hub_config_is_accepted_and_refused_with_a_swarm_only_settin
     config = Config()
     exec(compile(source, "jupyterhub_config.py", "exec"), {"get_config": lambda: config})
     assert config.JovialSpawner.orchestrator == "kubernetes"
+    # Logins that never block the hub's event loop on a slow LDAP, as on Swarm (stock LDAPAuthenticator does).
+    assert config.JupyterHub.authenticator_class == "jovial.authenticator.JovialLDAPAuthenticator"
     with pytest.raises(ValueError, match="on Kubernetes: JovialSpawner.network_name"):
         exec(compile(source + "\nc.JovialSpawner.network_name = 'jovial'\nJovialSpawner.check_config(c)\n", "cfg", "exec"),
              {"get_config": lambda: Config()})

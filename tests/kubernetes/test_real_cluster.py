@@ -89,7 +89,7 @@ async def fails_fast(backend, spec: ServerSpec) -> str:
             await backend.wait_running(spec, lambda m, p: None, timeout=START_WITHIN)
         assert time.monotonic() - started < FAILS_WITHIN
     finally:
-        await backend.remove(spec.name)
+        await backend.remove(spec.name, spec.owner)
     assert await left(backend, spec.name) == []
     return failure.value.jupyterhub_message
 
@@ -112,15 +112,15 @@ async def test_a_server_runs_as_the_user_with_its_mounts_and_is_removed_entirely
         ip, port = await backend.wait_running(spec, lambda m, p: reports.append((m, p)), timeout=START_WITHIN)
         assert port == 8888 and ip
         assert reports[0][1] < reports[-1][1] and "running" in reports[-1][0]
-        assert (await backend.status(spec.name)).address == ip
+        assert (await backend.status(spec.name, spec.owner)).address == ip
         output = await backend.api.read_namespaced_pod_log(spec.name, backend.namespace, container="notebook")
         lines = output.split()
         assert lines[:6] == [str(TEST_UID), str(TEST_UID), str(TEST_GROUP_GID), TEST_USER, "home-writable", "data-read-only"]
         assert lines[6:8] == ["1", "1"]  # scratch mounted; no new privileges
     finally:
-        await backend.remove(spec.name)
+        await backend.remove(spec.name, spec.owner)
     assert await left(backend, spec.name) == []
-    assert not (await backend.status(spec.name)).alive
+    assert not (await backend.status(spec.name, spec.owner)).alive
 
 
 @pytest.mark.parametrize(
@@ -153,13 +153,13 @@ async def test_a_restarted_hub_finds_the_server_and_a_respawn_gets_the_name_agai
         client, _ = await connect()
         restarted = KubernetesBackend(client, backend.namespace, LOG, EXTENDED_RESOURCES)
         try:
-            found = await restarted.status(spec.name)
+            found = await restarted.status(spec.name, spec.owner)
             assert found.alive and found.address == ip
-            await restarted.remove(spec.name)
+            await restarted.remove(spec.name, spec.owner)
         finally:
             await restarted.close()
         await backend.launch(spec)  # the name is free again at once
         await backend.wait_running(spec, lambda m, p: None, timeout=START_WITHIN)
     finally:
-        await backend.remove(spec.name)
+        await backend.remove(spec.name, spec.owner)
     assert await left(backend, spec.name) == []

@@ -20,7 +20,8 @@ from jovial.backends.kubernetes.client import POD_GONE
 from jovial.errors import LaunchError
 from jovial.spawner import JovialSpawner
 from tests.kubernetes.conftest import NAMESPACE, FakeCluster
-from tests.kubernetes.matrix import SITE
+from tests.kubernetes.matrix import SITE, spec
+from tests.restored_hub import check, record_running
 
 
 def config_of(**settings: object) -> Config:
@@ -83,7 +84,9 @@ async def make_spawner(tmp_path: Path, cluster: FakeCluster, kubeconfig: Path):
     for node in cluster.kubelet.nodes:
         node.host_dirs.add(f"{fs_root}/home/astro1")
 
-    def make(**settings: object) -> JovialSpawner:
+    def make(username: str = "astro1", hub_users: dict | None = None, **settings: object) -> JovialSpawner:
+        """A spawner of `username`'s default server; with `hub_users`, one of that hub's (its
+        tornado settings' "users", which the spawner's user joins)."""
         config = config_of(**{
             "orchestrator": "kubernetes",
             "identities": {"astro1": {"uid": 10501, "gid": 10501, "groups": {"astro": 20001}}},
@@ -96,12 +99,19 @@ async def make_spawner(tmp_path: Path, cluster: FakeCluster, kubeconfig: Path):
             "check_server_port": False,  # the pods' addresses are made up by the fake kubelet
             **settings,
         })
-        user = SimpleNamespace(name="astro1", escaped_name="astro1", url="/user/astro1/", server=None)
+        user = SimpleNamespace(name=username, escaped_name=username, url=f"/user/{username}/", server=None, spawners={})
+        if hub_users is not None:
+            user.settings = {"users": hub_users}
+            hub_users[len(hub_users) + 1] = user
         hub = SimpleNamespace(public_host="", api_url="http://hub:8081/hub/api", base_url="/hub/")
         made.append(JovialSpawner(config=config, user=user, hub=hub, _deprecated_db_session=None, api_token="test-token"))
+        user.spawners[""] = made[-1]
         return made[-1]
 
     yield make
+    sweep = JovialSpawner._sweeps.pop("kubernetes", None)
+    if sweep is not None:
+        sweep.cancel()
     backend = JovialSpawner._backends.pop("kubernetes", None)
     if backend is not None:
         await backend.close()
@@ -153,3 +163,28 @@ async def test_a_server_that_ends_by_itself_is_noticed_at_once_removed_and_expla
     assert after_restart._events[0] == {"progress": 5, "message": spawner.last_end}
     assert after_restart.last_end == "" and "last_end" not in after_restart.get_state()
     await after_restart.stop()
+
+
+async def test_after_a_hub_restart_mid_spawn_the_orphan_pod_goes_and_the_running_server_stays(make_spawner, make_backend, cluster) -> None:
+    """The old hub made alice's server (running, recorded) and bob's (his spawn, interrupted by the
+    restart: no object id saved). The new hub's checks keep alice's and mark bob's stopped; then the
+    sweep removes bob's Pod, Service and ConfigMap, and nothing of alice's."""
+    old_hub = make_backend(cluster)
+    running, interrupted = spec("alice"), spec("bob")
+    for server in (running, interrupted):
+        await old_hub.launch(server)
+    await asyncio.gather(*(old_hub.wait_running(s, lambda m, p: None, 30) for s in (running, interrupted)))
+    pod_uid = cluster.api.get("pods", NAMESPACE, running.name)["metadata"]["uid"]
+    await old_hub.close()
+
+    users: dict = {}
+    alice, bob = make_spawner("alice", users), make_spawner("bob", users)
+    alice.load_state({"object_id": pod_uid, "object_name": running.name})
+    for restored in (alice, bob):
+        record_running(restored)
+        restored._check_pending = True
+    await check(bob)
+    await check(alice)
+    assert alice.server is not None and bob.server is None
+    await asyncio.wait_for(JovialSpawner._sweeps["kubernetes"], 10)
+    assert cluster.left() == {"configmaps": ["jupyter-alice-files"], "pods": ["jupyter-alice"], "services": ["jupyter-alice"]}

@@ -107,6 +107,7 @@ async def test_good_input_reaches_the_cluster(site: Path, trap: TrapBackend) -> 
         ("alice", {"profile": "huge"}, OptionsError, "Unknown profile 'huge'; choose one of \\['small'\\]", 400),
         ("alice", {"image": "evil/miner"}, OptionsError, "The image 'evil/miner' is not offered here", 400),
         ("alice", {"cpu_limit": 1e6}, OptionsError, "cpu_limit 1000000.0 is over this site's maximum of 4.0 cores", 400),
+        ("alice", {"cpu_limit": 1e-10}, OptionsError, "cpu_limit must be at least 0.001 core, not 1e-10", 400),
         ("alice", {"mem_limit": "1G"}, OptionsError, "does not let users set mem_limit", 400),
         ("alice", {"privileged": True}, OptionsError, "Unknown server option\\(s\\) \\['privileged'\\]", 400),
     ],

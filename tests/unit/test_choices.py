@@ -1,10 +1,13 @@
 """Profiles, images and bounded resources chosen by users (server-side validation), and the layering
 of site, group, user and profile settings."""
 
+import re
+
 import pytest
 
-from jovial.choices import Maxima, choose, layered, parse_profiles, still_offered
-from jovial.errors import OptionsError
+from jovial.choices import Maxima, choose, layered, parse_profiles, resource_spec, still_offered
+from jovial.errors import OptionsError, SiteMisconfigured
+from jovial.spec import ResourceSpec
 
 PROFILES = parse_profiles(
     [
@@ -35,7 +38,10 @@ def test_profile_image_and_bounded_resources() -> None:
         ({"cpu_limit": 64}, [], "cpu_limit 64 is over this site's maximum of 8"),
         ({"mem_limit": "1T"}, [], "mem_limit 1T is over this site's maximum"),
         ({"cpu_limit": "lots"}, [], "must be a number"),
-        ({"cpu_limit": -1}, [], "cpu_limit must be more than 0, not -1"),
+        ({"cpu_limit": -1}, [], "cpu_limit must be at least 0.001 core, not -1"),
+        ({"cpu_limit": 0}, [], "cpu_limit must be at least 0.001 core, not 0"),
+        ({"cpu_limit": 1e-10}, [], "cpu_limit must be at least 0.001 core, not 1e-10"),  # would be NanoCPUs 0: no limit
+        ({"mem_limit": 0.5}, [], "mem_limit must be at least 1 byte, not 0.5"),  # would be 0 bytes: no limit
         ({"cpu_limit": "nan"}, [], "cpu_limit must be a number .* not 'nan'"),
         ({"cpu_limit": 1e308}, [], "cpu_limit 1e\\+308 is over this site's maximum of 8 cores"),
         ({"cpu_limit": "1e999"}, [], "cpu_limit 1e999 is over this site's maximum"),
@@ -98,3 +104,28 @@ def test_remembered_choices_still_offered_are_kept_and_the_others_dropped_with_t
         "Your previous choice colour = 'red' is not possible any more (Unknown server option(s) ['colour']; this hub accepts ['profile', 'image', 'cpu_limit', 'mem_limit']), so the site's default is used.",
     ]
     assert still_offered(remembered, PROFILES, IMAGES, MAXIMA, ["gpu-users"])[0]["profile"] == "gpu"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "complaint"),
+    [
+        ("cpu_limit", 1e-10, "cpu_limit 1e-10 is below the least a server can be given, 0.001 core"),
+        ("cpu_guarantee", 0.0004, "cpu_guarantee 0.0004 is below the least"),
+        ("cpu_limit", -1, "cpu_limit -1 is below the least"),
+        ("mem_limit", 0.5, "mem_limit 0.5 is below the least a server can be given, 1 byte"),
+        ("mem_guarantee", "0.0001K", "mem_guarantee '0.0001K' is below the least"),
+        ("mem_limit", "lots", "mem_limit 'lots' is not a usable number of bytes"),
+    ],
+)
+def test_a_site_amount_that_would_round_to_no_limit_is_refused_at_hub_start(key: str, value: object, complaint: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"JovialSpawner.profiles['tiny']: {complaint}")):
+        parse_profiles([{"name": "tiny", key: value}])
+
+
+def test_site_amounts_of_none_or_0_mean_none_and_callables_are_checked_at_spawn() -> None:
+    parse_profiles([{"name": "p", "cpu_limit": 0, "mem_limit": None, "cpu_guarantee": lambda spawner: 1e-10}])
+    chosen = {"cpu_limit": 2, "cpu_guarantee": 0, "mem_limit": "2G", "mem_guarantee": None, "generic_resources": {"NVIDIA-GPU": 1}}
+    assert resource_spec(chosen) == ResourceSpec(cpu_limit=2, mem_limit=2 * 2**30, generic=(("NVIDIA-GPU", 1),))
+    with pytest.raises(SiteMisconfigured, match="cpu_guarantee 1e-10 is below the least .* Tell an administrator") as refused:
+        resource_spec({**chosen, "cpu_guarantee": 1e-10})  # as a callable of the profile above returns it
+    assert refused.value.status_code == 500

@@ -8,11 +8,16 @@ from collections.abc import Iterator
 
 from jovial.backends import ServerStatus
 from jovial.backends.follow import Followers
+from jovial.spec import ServerOwner
 
 RUNNING_AT_A = ServerStatus(alive=True, address="10.0.0.5")
 ON_ITS_WAY = ServerStatus(alive=True)
 RUNNING_AT_B = ServerStatus(alive=True, address="10.0.0.9")
 GONE = ServerStatus(alive=False, reason="Your server was killed.")
+
+
+def owner(name: str) -> ServerOwner:
+    return ServerOwner(name, "")
 
 
 class FakeWatcher:
@@ -30,7 +35,8 @@ class FakeWatcher:
             await self.changed.wait()
         return self.version
 
-    async def status(self, name: str) -> ServerStatus:
+    async def status(self, name: str, owner: ServerOwner) -> ServerStatus:
+        assert owner.username == name  # each server is asked about with its owner
         return self.states[self.version - 1].get(name, GONE)
 
     def advance(self) -> None:
@@ -68,8 +74,8 @@ async def test_callbacks_come_on_the_first_look_and_on_every_change_only() -> No
             calls.append((name, watcher.version))
         return record
 
-    followers.follow("alice", recorder("alice"))
-    followers.follow("bob", recorder("bob"))
+    followers.follow("alice", owner("alice"), recorder("alice"))
+    followers.follow("bob", owner("bob"), recorder("bob"))
     try:
         for _ in watcher.states:
             watcher.advance()
@@ -91,8 +97,8 @@ async def test_an_unfollowed_server_is_not_called_back_and_a_failing_callback_do
     async def bob() -> None:
         calls.append("bob")
 
-    followers.follow("alice", broken)
-    followers.follow("bob", bob)
+    followers.follow("alice", owner("alice"), broken)
+    followers.follow("bob", owner("bob"), bob)
     try:
         watcher.advance()
         await settle()
@@ -114,7 +120,7 @@ async def test_a_change_during_a_running_call_comes_after_it_and_unfollow_lets_a
         started.append(watcher.version)
         await release.wait()
 
-    followers.follow("alice", slow_poll)
+    followers.follow("alice", owner("alice"), slow_poll)
     try:
         watcher.advance()
         await settle()
@@ -153,7 +159,7 @@ async def test_following_goes_on_after_the_watcher_fails_once() -> None:
         calls.append(watcher.version)
 
     followers = Followers(next_change, watcher.status, logging.getLogger("test"), watcher.hurry)
-    followers.follow("alice", record)
+    followers.follow("alice", owner("alice"), record)
     try:
         for _ in watcher.states:
             watcher.advance()
@@ -178,8 +184,8 @@ async def test_the_watcher_is_hurried_for_a_while_per_server_on_its_way_back() -
     async def nothing() -> None:
         pass
 
-    followers.follow("alice", nothing)
-    followers.follow("bob", nothing)
+    followers.follow("alice", owner("alice"), nothing)
+    followers.follow("bob", owner("bob"), nothing)
     try:
         for _ in watcher.states:
             watcher.advance()

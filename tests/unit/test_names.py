@@ -23,6 +23,7 @@ DNS_LABEL = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
         ("a/b", "'/'"),
         ("/", "'/'"),
         ("a:b", "':', which would break its line in /etc/passwd"),
+        ("a,b", "',', which would break its group lines in /etc/group"),
         ("..", "not a valid directory name"),
         (".", "not a valid directory name"),
         ("al ice", "whitespace"),
@@ -52,6 +53,16 @@ def test_plain_usernames_keep_their_name() -> None:
 def test_other_usernames_get_a_slug_and_a_hash(username: str) -> None:
     name = server_object_name(username)
     assert "--" in name and DNS_LABEL.fullmatch(name) and len(name) <= MAX_OBJECT_NAME_LENGTH
+
+
+def test_hashed_names_carry_128_bits_so_pairs_with_the_same_readable_part_cannot_be_made_to_collide() -> None:
+    pairs = [("john-smith", "analysis"), ("john", "smith-analysis"), ("John.Smith", ""), ("john.smith", "")]
+    names = [server_object_name(*pair) for pair in pairs]
+    assert len(set(names)) == len(names)
+    for name in names:
+        slug, _, digest = name.rpartition("--")
+        assert re.fullmatch(r"[0-9a-f]{32}", digest) and slug.startswith("jupyter-john")
+        assert DNS_LABEL.fullmatch(name) and len(name) <= MAX_OBJECT_NAME_LENGTH
 
 
 def test_named_servers_never_collide_with_plain_names() -> None:

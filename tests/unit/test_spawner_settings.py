@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from traitlets.config import Config
 
-from jovial.errors import OptionsError
+from jovial.errors import OptionsError, SiteMisconfigured
 from jovial.spawner import JovialSpawner
 
 
@@ -170,3 +170,19 @@ async def test_a_start_request_naming_a_choice_not_offered_is_refused() -> None:
     spawner.handler = SimpleNamespace(get_server_json_body=lambda: {"display_name": None, "user_options": {"profile": "retired"}})
     with pytest.raises(OptionsError, match="Unknown profile 'retired'"):
         await spawner.server_settings(await spawner.resolve_identity("alice"))
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [("JovialSpawner", "cpu_limit", 1e-10), ("Spawner", "mem_limit", 0.5),
+                                                         ("JovialSpawner", "cpu_guarantee", 0.0001)])
+def test_a_site_limit_that_would_round_to_no_limit_stops_the_hub_at_start(section: str, key: str, value: float) -> None:
+    config = Config()
+    config[section][key] = value
+    with pytest.raises(ValueError, match=f"JovialSpawner: {key} {value} is below the least a server can be given"):
+        JovialSpawner.check_config(config)
+
+
+async def test_a_callable_setting_that_would_round_to_no_limit_stops_the_spawn_with_a_clear_message() -> None:
+    spawner = make_spawner(identities=ALICE, group_settings={"astro": {"cpu_limit": lambda spawner: 1e-10}})
+    chosen = await spawner.server_settings(await spawner.resolve_identity("alice"))
+    with pytest.raises(SiteMisconfigured, match="cpu_limit 1e-10 is below the least a server can be given, 0.001 core"):
+        spawner.site_settings(chosen)

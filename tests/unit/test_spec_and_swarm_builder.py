@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from jovial.backends.swarm.builder import config_args, placement_constraints, service_args
+from jovial.errors import SiteMisconfigured
 from jovial.identity import identity_from_ldap
 from jovial.spec import DataCollection, ResourceSpec, SiteSettings, build_server_spec
 
@@ -113,3 +114,10 @@ def test_generic_resources_are_reserved() -> None:
     spec = build_server_spec(site, ALICE, "n", "", {}, ["x"])
     reservations = service_args(spec, {c.name: "id" for c in config_args(spec)})["task_template"]["Resources"]["Reservations"]
     assert reservations["GenericResources"] == [{"DiscreteResourceSpec": {"Kind": "NVIDIA-GPU", "Value": 1}}]
+
+
+@pytest.mark.parametrize("resources", [ResourceSpec(cpu_limit=1e-10), ResourceSpec(cpu_limit=1.0, cpu_reservation=1e-10)])
+def test_a_cpu_amount_that_would_be_0_nanocpus_is_refused_not_sent_as_no_limit(resources: ResourceSpec) -> None:
+    spec = build_server_spec(dataclasses.replace(SITE, resources=resources), ALICE, "n", "", {}, ["x"])
+    with pytest.raises(SiteMisconfigured, match="1e-10 cores is less than 1 NanoCPU"):
+        service_args(spec, {c.name: "id" for c in config_args(spec)})

@@ -10,6 +10,7 @@ server process: the user's uid and groups, on the same home mount JupyterLab use
 
 from typing import Any
 
+from . import backend
 from .handler import WebDAVHandler
 
 __all__ = ["WebDAVHandler"]
@@ -26,3 +27,8 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     pattern = base_url.rstrip("/") + "/webdav(?:/.*)?"
     web_app.add_handlers(".*$", [(pattern, WebDAVHandler)])
     server_app.log.info("jovial_webdav: the home directory is served over WebDAV at %swebdav/", base_url)
+
+
+def _unload_jupyter_server_extension(server_app: Any) -> None:
+    """At the server's shutdown: stop the WsgiDAV server, whose threads would keep it running."""
+    backend.stop()

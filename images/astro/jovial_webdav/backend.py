@@ -5,7 +5,7 @@ import threading
 from typing import Any
 
 _lock = threading.Lock()
-_port: int | None = None
+_server: Any = None  # cheroot's wsgi.Server, once started
 
 
 def wsgidav_config(root: str, mount_path: str) -> dict[str, Any]:
@@ -28,10 +28,10 @@ def wsgidav_config(root: str, mount_path: str) -> dict[str, Any]:
 
 
 def ensure_started(root: str, mount_path: str) -> int:
-    """The port of this process's WsgiDAV server, started in daemon threads on first call."""
-    global _port
+    """The port of this process's WsgiDAV server, started on first call."""
+    global _server
     with _lock:
-        if _port is None:
+        if _server is None:
             # Imported here: servers that never use WebDAV never pay for it at start.
             from cheroot import wsgi
             from wsgidav.wsgidav_app import WsgiDAVApp
@@ -40,7 +40,17 @@ def ensure_started(root: str, mount_path: str) -> int:
             # WsgiDAV expects its mount path in SCRIPT_NAME: the dispatcher moves it there.
             app = wsgi.PathInfoDispatcher({config["mount_path"]: WsgiDAVApp(config)})
             server = wsgi.Server(("127.0.0.1", 0), app, numthreads=8, server_name="jovial-webdav")
-            server.prepare()  # binds the socket: the port is known from here on
+            server.prepare()  # binds the socket and starts the worker threads
             threading.Thread(target=server.serve, name="jovial-webdav", daemon=True).start()
-            _port = server.bind_addr[1]
-        return _port
+            _server = server
+        return _server.bind_addr[1]
+
+
+def stop() -> None:
+    """Stop the WsgiDAV server if it was started: its worker threads are not daemons, and would
+    keep the process from exiting when the Jupyter server stops."""
+    global _server
+    with _lock:
+        if _server is not None:
+            _server.stop()
+            _server = None

@@ -72,6 +72,13 @@ class WebDAVHandler(JupyterHandler):
     get = head = options = propfind = put = delete = proppatch = _respond  # type: ignore[assignment]
     mkcol = copy = move = lock = unlock = _respond  # type: ignore[assignment]
 
+    @property
+    def content_security_policy(self) -> str:
+        """No script or resource of a served file runs or loads, with this server's origin or any:
+        an HTML or SVG file in the home opened from here cannot act with the user's access.
+        First, so that these win over a weaker directive of the same name in the site's policy."""
+        return f"sandbox; default-src 'none'; {super().content_security_policy}"
+
     def _backend_headers(self) -> httputil.HTTPHeaders:
         headers = httputil.HTTPHeaders()
         for name, value in self.request.headers.get_all():
@@ -105,9 +112,11 @@ class WebDAVHandler(JupyterHandler):
             else:
                 self._send_headers(status_line[0], received)
 
-        def on_chunk(chunk: bytes) -> None:
+        def on_chunk(chunk: bytes) -> Awaitable[None]:
+            # The HTTP client reads the backend's next chunk only once this one is sent to the
+            # client (Tornado 6.6+): a slow reader slows the backend instead of filling memory.
             self.write(chunk)
-            self.flush()
+            return self.flush()
 
         request = httpclient.HTTPRequest(
             f"http://127.0.0.1:{port}{self.request.uri}",

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import LaunchError
+from ...errors import LaunchError, SiteMisconfigured
 from ...spec import MANAGED_LABEL, OBJECT_LABEL, SERVER_LABEL, USER_LABEL, MountSpec, ServerSpec
 from .labels import checked_labels, escaped_value
 
@@ -30,6 +30,7 @@ STOP_GRACE_SECONDS = 10
 RESTART_POLICY = "OnFailure"
 
 Manifest = dict[str, Any]
+FREE_TEXT_LABELS = (USER_LABEL, SERVER_LABEL)  # escaped in labels, exact in annotations
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,12 @@ def config_map_name(name: str) -> str:
 
 
 def cpu_quantity(cores: float) -> str:
-    return f"{round(cores * 1000)}m"
+    """Cores in millicores; 0 stays 0m (a request of nothing). Any other amount that is not at
+    least one millicore is refused: as a limit, 0 would mean no limit at all."""
+    millicores = round(cores * 1000)
+    if cores and millicores < 1:
+        raise SiteMisconfigured(f"A CPU amount of {cores} cores is less than 1 millicore, which Kubernetes would take for no limit.")
+    return f"{millicores}m"
 
 
 def manifests(spec: ServerSpec, namespace: str, extended_resources: Mapping[str, str]) -> Manifests:
@@ -62,10 +68,17 @@ def manifests(spec: ServerSpec, namespace: str, extended_resources: Mapping[str,
 def _metadata(spec: ServerSpec, name: str, namespace: str) -> Manifest:
     """The spec's labels; the username and server name escaped as label values (the exact text in
     annotations). The object name is a DNS label already, and stays as it is for selectors."""
-    free_text = (USER_LABEL, SERVER_LABEL)
-    labels = {key: escaped_value(value) if key in free_text else value for key, value in spec.labels}
-    raw = {key: value for key, value in spec.labels if key in free_text}
+    labels = {key: escaped_value(value) if key in FREE_TEXT_LABELS else value for key, value in spec.labels}
+    raw = {key: value for key, value in spec.labels if key in FREE_TEXT_LABELS}
     return {"name": name, "namespace": namespace, "labels": labels, "annotations": raw}
+
+
+def server_labels(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """An object's labels with the exact username and server name from its annotations (what
+    `_metadata` escaped): what whose server it is is read from (`backends/ownership.py`)."""
+    annotations = metadata.get("annotations") or {}
+    exact = {key: annotations[key] for key in FREE_TEXT_LABELS if key in annotations}
+    return {**(metadata.get("labels") or {}), **exact}
 
 
 def _config_map(spec: ServerSpec, namespace: str) -> Manifest:

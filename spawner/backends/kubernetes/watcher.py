@@ -5,7 +5,10 @@ Two feeds, each a list followed by a watch from the list's resourceVersion: pods
 watch the server ends after `timeoutSeconds` is opened again from the last resourceVersion seen
 (bookmarks keep it fresh); a watch whose resourceVersion has expired (410 Gone, as an HTTP status
 or an ERROR event) and any broken connection lead to a fresh list (a resync), after a backoff when
-the API server does not answer. Readers only ever look at `state`: `status()` makes no API call.
+the API server does not answer. A watch event that cannot be read (not JSON, not an event, an
+object it cannot apply) is logged and skipped, and the kind listed again at once: nothing the API
+server sends ends a feed. Readers only ever look at `state`: `status()` makes no API call.
+The first list of pods is kept: it is what this process found when it started (`first_pods`).
 
 The watcher starts on first use and is bound to the event loop it started on.
 """
@@ -31,6 +34,23 @@ RECONNECT_FIRST, RECONNECT_MAX = 0.5, 30.0
 
 class Expired(Exception):
     """The watch's resourceVersion is too old (410 Gone): list again."""
+
+
+class Unreadable(Exception):
+    """A watch event that is not one the API server sends: skipped, and the kind listed again."""
+
+
+def read_watch_event(line: bytes) -> tuple[str, dict[str, Any]]:
+    """One line of a watch -> (its type, its object); Unreadable if it is not a watch event."""
+    try:
+        event = json.loads(line)
+    except ValueError as e:
+        raise Unreadable(f"not JSON: {e}") from None
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str) or not isinstance(event.get("object"), dict):
+        raise Unreadable("not an object with a type and an object")
+    if not isinstance(event["object"].get("metadata", {}), dict):
+        raise Unreadable("its object's metadata is not an object")
+    return event["type"], event["object"]
 
 
 class ApiError(Exception):
@@ -82,9 +102,10 @@ class KubernetesWatcher:
         self._version = 0
         self._changed = asyncio.Event()
         self._pods_listed = asyncio.Event()
+        self._first_pods: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def listed(self, timeout: float) -> bool:
+    async def listed(self, timeout: float | None) -> bool:
         """Whether the pods have been listed at least once (waiting up to `timeout` seconds)."""
         self._start()
         try:
@@ -93,6 +114,11 @@ class KubernetesWatcher:
         except TimeoutError:
             return False
         return True
+
+    async def first_pods(self) -> list[dict[str, Any]]:
+        """The pods of this process's first list (waiting for it): what was there when it began."""
+        await self.listed(None)
+        return self._first_pods
 
     async def changed_after(self, version: int, timeout: float | None) -> int | None:
         """The state's version once it is newer than `version`; None after `timeout` seconds (None: no limit)."""
@@ -132,6 +158,8 @@ class KubernetesWatcher:
                     version = await self._watch(feed, version)
             except Expired:
                 self._log.info("The watch of Kubernetes %s expired; listing them again", feed.kind)
+            except Unreadable as e:
+                self._log.warning("Skipping a Kubernetes %s watch event that cannot be read (%s); listing them again", feed.kind, e)
             except (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as e:
                 if not failing:
                     self._log.warning("Following Kubernetes %s failed (%s); listing again in %.1f s", feed.kind, e, delay)
@@ -144,7 +172,8 @@ class KubernetesWatcher:
         await _answer(response)
         body = await response.json(content_type=None)
         feed.reset(body.get("items") or [], asyncio.get_running_loop().time())
-        if feed.kind == "pods":
+        if feed.kind == "pods" and not self._pods_listed.is_set():
+            self._first_pods = body.get("items") or []
             self._pods_listed.set()
         self._bump()
         return body["metadata"]["resourceVersion"]
@@ -165,19 +194,21 @@ class KubernetesWatcher:
             await _answer(response)
             async for line in response.content:
                 if line.strip():
-                    version = self._take(feed, json.loads(line), version)
+                    version = self._take(feed, *read_watch_event(line), version)
         finally:
             response.release()
         return version
 
-    def _take(self, feed: Feed, event: Mapping[str, Any], version: str) -> str:
+    def _take(self, feed: Feed, change: str, obj: dict[str, Any], version: str) -> str:
         """Apply one watch event; the resourceVersion to go on from."""
-        change, obj = event.get("type"), event.get("object") or {}
         if change == "ERROR":
             if obj.get("code") == 410:
                 raise Expired(obj.get("message", ""))
             raise ApiError(obj.get("code", 500), obj.get("message", ""))
         if change in ("ADDED", "MODIFIED", "DELETED"):
-            feed.apply(change, obj, asyncio.get_running_loop().time())
+            try:
+                feed.apply(change, obj, asyncio.get_running_loop().time())
+            except (KeyError, TypeError, AttributeError) as e:  # an object without the parts every one has
+                raise Unreadable(f"its {feed.kind[:-1]} cannot be applied: {e!r}") from None
             self._bump()
         return obj.get("metadata", {}).get("resourceVersion") or version

@@ -23,7 +23,8 @@ from docker.types import (
     TaskTemplate,
 )
 
-from ...spec import OBJECT_LABEL, FileSpec, MountSpec, ServerSpec
+from ...errors import SiteMisconfigured
+from ...spec import FileSpec, MountSpec, ServerSpec
 
 NO_NEW_PRIVILEGES = ("setpriv", "--no-new-privs")
 NANO = 1_000_000_000
@@ -54,7 +55,7 @@ def _config(spec: ServerSpec, file: FileSpec) -> ConfigArgs:
         key=file.key,
         name=f"jovial-{file.key}-{digest}",
         data=file.content.encode(),
-        labels={OBJECT_LABEL: spec.name},
+        labels=dict(spec.labels),  # jovial.object finds it with its server; jovial.user and jovial.server say whose
     )
 
 
@@ -62,6 +63,17 @@ def _mount(mount: MountSpec) -> Mount:
     if mount.is_scratch:
         return Mount(target=mount.target, source=None, type="tmpfs", tmpfs_size=mount.size_bytes, tmpfs_mode=0o1777)
     return Mount(target=mount.target, source=mount.source, type="bind", read_only=mount.read_only)
+
+
+def nano_cpus(cores: float | None) -> int | None:
+    """Cores as NanoCPUs; None for none (None or 0). Any other amount that is not at least one
+    NanoCPU is refused: Docker takes 0 for no limit at all."""
+    if not cores:
+        return None
+    nano = int(cores * NANO)
+    if nano < 1:
+        raise SiteMisconfigured(f"A CPU amount of {cores} cores is less than 1 NanoCPU, which Docker would take for no limit.")
+    return nano
 
 
 def placement_constraints(spec: ServerSpec) -> list[str]:
@@ -90,8 +102,8 @@ def service_args(spec: ServerSpec, config_ids: Mapping[str, str]) -> dict[str, A
     )
     r = spec.resources
     resources = Resources(
-        cpu_limit=int(r.cpu_limit * NANO) if r.cpu_limit else None,
-        cpu_reservation=int(r.cpu_reservation * NANO) if r.cpu_reservation else None,
+        cpu_limit=nano_cpus(r.cpu_limit),
+        cpu_reservation=nano_cpus(r.cpu_reservation),
         mem_limit=r.mem_limit,
         mem_reservation=r.mem_reservation,
         generic_resources=dict(r.generic) or None,

@@ -2,7 +2,10 @@
 
 Docker SDK calls run in worker threads, never on the hub's event loop. Waiting and status come
 from the process's one `SwarmWatcher`, so `status` makes no Docker call at all. Everything made
-for a server carries the `jovial.object=<name>` label, so removal finds it all, also after a crash.
+for a server carries the `jovial.object=<name>` label, so removal finds it all, also after a crash,
+and the owner's `jovial.user`/`jovial.server` labels, which status and removal check first: a
+service of that name that is not Jovial's server for that owner is never reported as it, and never
+removed (`ownership.py`). Removal goes to the ID of the service it inspected.
 """
 
 import asyncio
@@ -12,10 +15,11 @@ from typing import Any
 import docker
 from docker.errors import APIError, NotFound
 
-from ...errors import LaunchError
-from ...spec import OBJECT_LABEL, ServerSpec
-from .. import ProgressReport, ServerStatus
+from ...errors import LaunchError, NameTaken
+from ...spec import OBJECT_LABEL, ServerOwner, ServerSpec
+from .. import ListedServer, ProgressReport, ServerStatus
 from ..follow import Followers, StatusChanged
+from ..ownership import NameLocks, is_removable_file, left_alone, owner_of, why_not_owned
 from ..probe import RUNNING_GRACE, Probe, probe_interval
 from .builder import config_args, service_args
 from .tasks import server_status, view_tasks
@@ -44,7 +48,9 @@ class SwarmBackend:
         placement_timeout: float = 120.0,
     ) -> None:
         self.client = client
+        self._log = log
         self._placement_timeout = placement_timeout
+        self._names = NameLocks()
         self.watcher = SwarmWatcher(client, log, relist_interval)
         self._followers = Followers(self._next_list, self.status, log, self.watcher.hurry)
         self._probe = probe
@@ -53,6 +59,10 @@ class SwarmBackend:
         return await asyncio.to_thread(getattr(self.client, method), *args, **kwargs)
 
     async def launch(self, spec: ServerSpec) -> str:
+        async with self._names.held(spec.name):
+            return await self._launch(spec)
+
+    async def _launch(self, spec: ServerSpec) -> str:
         made: list[str] = []
         try:
             for config in config_args(spec):
@@ -118,25 +128,43 @@ class SwarmBackend:
         finally:
             next_list.cancel()
 
-    async def status(self, name: str) -> ServerStatus:
+    async def status(self, name: str, owner: ServerOwner) -> ServerStatus:
         snapshot = await self.watcher.newer_than(0, FIRST_LIST_TIMEOUT)
         if snapshot is None:  # Docker does not answer yet: never let the hub stop servers for that
             return ServerStatus(alive=True, reason="not listed yet: the Docker API has not answered")
         service = snapshot.services.get(name)
         if service is None:
             return ServerStatus(alive=False, reason="Your server's service was removed from the cluster (not by the hub).")
+        if why_not_owned(service.labels, owner):
+            return ServerStatus(alive=False, reason=NameTaken("service", name).jupyterhub_message)
         return server_status(
             service.tasks, service.networks, snapshot.node_names, service.restart_policy, snapshot.listed_at,
             self._placement_timeout,
         )
 
-    async def remove(self, name: str) -> None:
-        await self._remove_quietly("remove_service", name)
-        for config in await self._call("configs", filters={"label": f"{OBJECT_LABEL}={name}"}):
-            await self._remove_quietly("remove_config", config["ID"])
+    async def remove(self, name: str, owner: ServerOwner) -> None:
+        async with self._names.held(name):
+            try:
+                service = await self._call("inspect_service", name)
+            except NotFound:
+                service = None
+            if service is not None:
+                labels = service["Spec"].get("Labels") or {}
+                why = why_not_owned(labels, owner)
+                if why:
+                    raise left_alone(self._log, "service", name, owner, f"{why} (its labels: {labels})")
+                await self._remove_quietly("remove_service", service["ID"])
+            for config in await self._call("configs", filters={"label": f"{OBJECT_LABEL}={name}"}):
+                if is_removable_file(config["Spec"].get("Labels") or {}, owner):
+                    await self._remove_quietly("remove_config", config["ID"])
 
-    def follow(self, name: str, callback: StatusChanged) -> None:
-        self._followers.follow(name, callback)
+    async def first_listed(self) -> list[ListedServer]:
+        snapshot = await self.watcher.first()
+        owners = {name: owner_of(service.labels) for name, service in snapshot.services.items()}
+        return [ListedServer(name, owner) for name, owner in owners.items() if owner is not None]
+
+    def follow(self, name: str, owner: ServerOwner, callback: StatusChanged) -> None:
+        self._followers.follow(name, owner, callback)
 
     def unfollow(self, name: str) -> None:
         self._followers.unfollow(name)

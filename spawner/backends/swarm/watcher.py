@@ -7,14 +7,17 @@ repairs whatever the stream missed, every `FAST_INTERVAL` while someone waits (`
 spawn, or a server on its way back after a crash or a lost node) and every `relist_interval`
 otherwise. (A waiting spawn probes its server's port between relists: the relists only have to
 notice a failure or a move, not the moment the server answers.) The stream is read in a daemon
-thread of its own and reconnected with backoff when it drops (engine restart); lists run in
-worker threads. The event loop only ever sees finished snapshots, so reading one is a
-dictionary lookup.
+thread of its own and reconnected with backoff when it ends or breaks (engine restart); its lines
+are parsed here, one event each, so an event that cannot be read is logged and skipped (and
+relisted for) instead of stopping the thread. Lists run in worker threads. The event loop only
+ever sees finished snapshots, so reading one is a dictionary lookup. The first snapshot is kept:
+it is what this process found when it started (`first`).
 
 The watcher starts on first use and is bound to the event loop it started on.
 """
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import docker
+from docker.utils.json_stream import split_buffer
 
 from ...spec import MANAGED_LABEL
 from .tasks import Task
@@ -46,11 +50,13 @@ EVENT_FILTERS = {"type": ["service", "node", "container"], "event": sorted(CONTA
 
 @dataclass(frozen=True)
 class ServiceState:
-    """One Jovial service as a relist saw it: its networks (names or IDs), its restart policy and its tasks."""
+    """One Jovial service as a relist saw it: its networks (names or IDs), its restart policy, its
+    tasks and its labels (whose server it is)."""
 
     networks: frozenset[str]
     tasks: tuple[Task, ...]
     restart_policy: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,7 @@ def services_by_name(services: Sequence[Mapping[str, Any]], tasks: Sequence[Task
             networks=frozenset(n["Target"] for n in s["Spec"].get("TaskTemplate", {}).get("Networks") or []),
             tasks=tuple(tasks_of[s["ID"]]),
             restart_policy=s["Spec"].get("TaskTemplate", {}).get("RestartPolicy") or {},
+            labels=s["Spec"].get("Labels") or {},
         )
         for s in services
     }
@@ -93,13 +100,26 @@ def node_names(nodes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {n["ID"]: n.get("Description", {}).get("Hostname") or n["ID"][:12] for n in nodes}
 
 
+def parse_event(line: str) -> Mapping[str, Any]:
+    """One line of the events stream (Docker writes one JSON object per line) -> the event;
+    ValueError if it is not a JSON object."""
+    event = json.loads(line)
+    if not isinstance(event, dict):
+        raise ValueError(f"a JSON {type(event).__name__}, not an object")
+    return event
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def wants_relist(event: Mapping[str, Any]) -> bool:
     """Whether a Docker event may change what a relist sees: any service or node event (a node
     lost or back moves servers), and the start or end of a Jovial container (not its exec or
-    health events)."""
+    health events). Parts missing or of another type count as absent."""
     if event.get("Type") in ("service", "node"):
         return True
-    labels = event.get("Actor", {}).get("Attributes", {})
+    labels = _mapping(_mapping(event.get("Actor")).get("Attributes"))
     return (
         event.get("Type") == "container"
         and event.get("Action") in CONTAINER_ACTIONS
@@ -115,6 +135,7 @@ class SwarmWatcher:
         self._log = log
         self._relist_interval = relist_interval
         self._snapshot: Snapshot | None = None
+        self._first: Snapshot | None = None
         self._started_seq = 0
         self._hurrying = 0
         self._wake = asyncio.Event()
@@ -134,6 +155,12 @@ class SwarmWatcher:
         except TimeoutError:
             return None
         return self._snapshot
+
+    async def first(self) -> Snapshot:
+        """The snapshot of this process's first relist (waiting for it): what was there when it began."""
+        await self.newer_than(0, None)
+        assert self._first is not None  # set with the first snapshot
+        return self._first
 
     def relist_soon(self) -> int:
         """Ask for a relist now; return the seq that every relist starting from now exceeds."""
@@ -199,6 +226,7 @@ class SwarmWatcher:
         known = self._snapshot.node_names if self._snapshot else {}
         services, tasks, nodes = await asyncio.to_thread(self._list, known)
         self._snapshot = Snapshot(seq, began, listed_at, services_by_name(services, tasks), {**known, **nodes})
+        self._first = self._first or self._snapshot
         self._updated.set()
         self._updated = asyncio.Event()
 
@@ -211,11 +239,12 @@ class SwarmWatcher:
         return services, tasks, nodes
 
     def _follow_events(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The events thread: wake the relist loop on every relevant event; reconnect when the stream drops."""
+        """The events thread: wake the relist loop on every relevant event; reconnect when the stream
+        ends or breaks. Nothing the engine sends ends this thread: only `close`."""
         delay, dropped = RECONNECT_FIRST, False
         while not self._closed.is_set():
             try:
-                self._stream = self._client.events(decode=True, filters=EVENT_FILTERS)
+                self._stream = self._client.events(decode=False, filters=EVENT_FILTERS)
             except Exception as e:  # engine restarting or unreachable: retry with backoff
                 self._log.warning("Cannot follow Docker events (%s); retrying in %.0f s", e, delay)
             else:
@@ -225,15 +254,30 @@ class SwarmWatcher:
                 if dropped:
                     self._log.info("Following Docker events again")
                 delay = RECONNECT_FIRST
-                for event in self._stream:
-                    if wants_relist(event) and not self._poke(loop):
-                        return
+                broke = ""
+                try:
+                    for line in split_buffer(self._stream):
+                        if self._wants_relist(line) and not self._poke(loop):
+                            return
+                except Exception as e:  # the connection broke in the middle (engine restart, network)
+                    broke = f" (it broke: {e})"
                 if self._closed.is_set():
                     return
-                self._log.warning("The Docker events stream ended; reconnecting in %.0f s", delay)
+                self._log.warning("The Docker events stream ended; reconnecting in %.0f s%s", delay, broke)
             dropped = True
             self._closed.wait(delay)
             delay = min(delay * 2, RECONNECT_MAX)
+
+    def _wants_relist(self, line: str) -> bool:
+        """wants_relist of one line of the stream; a line that is no event is logged, and relisted
+        for: whatever it said, the next list shows."""
+        if not line.strip():
+            return False
+        try:
+            return wants_relist(parse_event(line))
+        except ValueError as e:
+            self._log.warning("Skipping a Docker event that cannot be read (%s): %.200r", e, line)
+            return True
 
     def _poke(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Wake the relist loop from the events thread; False once the loop is gone."""
