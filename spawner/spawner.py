@@ -58,6 +58,17 @@ UNSUPPORTED_SETTINGS = {
     "host_ip": "nothing: servers publish no ports",
     "pull_policy": "nothing: nodes must hold the image (see README)",
     "remove": "nothing: a stopped server's service is always removed",
+    # dockerspawner's deprecated aliases of the settings above.
+    "container_ip": "nothing: servers publish no ports",
+    "container_prefix": "nothing: object names follow Jovial's escaping (README)",
+    "container_name_template": "nothing: object names follow Jovial's escaping (README)",
+    "remove_containers": "nothing: a stopped server's service is always removed",
+    "image_whitelist": "allowed_images",
+}
+# JupyterHub settings that the spawner cannot honour either.
+UNSUPPORTED_HUB_SETTINGS = {
+    "internal_ssl": "TLS at the site's load balancer in front of the proxy, and encrypted overlay "
+    "networks (stacks/encrypted.yml): internal certificates cannot be handed to Swarm services",
 }
 START_TIMEOUT_MARGIN = 2.0  # seconds: Jovial's own deadline comes before the hub's, so its message is the one shown
 
@@ -99,6 +110,13 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
 
         return options_from_form
 
+    @property
+    def will_resume(self) -> bool:  # type: ignore[override]
+        """False: a stop removes the server's service, and nothing of it resumes, so JupyterHub
+        revokes the stopped server's API token and OAuth client (each start gets new ones).
+        (DockerSpawner says True unless `remove`, which keeps every stopped server's token valid.)"""
+        return False
+
     _backends: ClassVar[dict[str, Backend]] = {}
     _sweeps: ClassVar[dict[str, asyncio.Task[None]]] = {}  # each backend's orphan sweep (orphans.py)
     _directories: ClassVar[dict[tuple[Any, ...], LdapDirectory]] = {}
@@ -119,6 +137,8 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         the hub refuses to start with them (see stacks/jupyterhub_config.py)."""
         sections = [k.__name__ for k in reversed(cls.mro()) if k.__name__ in config]  # subclasses last: they win
         found = {f"{s}.{k}": UNSUPPORTED_SETTINGS[k] for s in sections for k in config[s] if k in UNSUPPORTED_SETTINGS}
+        hub = config["JupyterHub"] if "JupyterHub" in config else {}
+        found.update({f"JupyterHub.{k}": why for k, why in UNSUPPORTED_HUB_SETTINGS.items() if hub.get(k)})
         merged: dict[str, Any] = {}
         for section in sections:
             merged.update(config[section])

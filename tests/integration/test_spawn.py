@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import docker
 import pytest
+import requests
 
 from tests.hub import FS_ROOT, HUB_URL, SMALL, HubUser, remove_servers_of, wait_for_no_containers
 
@@ -113,6 +114,25 @@ def test_stopping_removes_the_service_its_configs_and_container(docker_client: d
     assert not docker_client.services.list(filters={"label": "jovial.user=alice"})
     assert not [c for c in docker_client.configs.list(filters={"label": "jovial.object=jupyter-alice"})]
     wait_for_no_containers(docker_client, "alice")
+
+
+def test_a_stopped_servers_api_token_no_longer_works() -> None:
+    """The token the hub gave her server (in its environment) opens the hub's API while it runs,
+    and is revoked when it stops: nothing resumes a removed service."""
+    user = HubUser("alice")
+    if not user.model()["servers"].get(""):
+        user.start(SMALL)
+        user.wait_ready()
+    status, token = user.run_in_terminal("printenv JUPYTERHUB_API_TOKEN")
+    token = token.strip()
+    assert status == 0 and token, token
+
+    def hub_accepts(token: str) -> int:
+        return requests.get(f"{HUB_URL}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30).status_code
+
+    assert hub_accepts(token) == 200
+    user.stop()
+    assert hub_accepts(token) in (401, 403), "the stopped server's API token still opens the hub's API"
 
 
 def test_limits_follow_the_chosen_profile_and_bad_options_are_refused(docker_client: docker.DockerClient) -> None:

@@ -33,11 +33,20 @@ ALICE = {"alice": {"uid": 10001, "gid": 10001, "name": "Alice", "groups": {"astr
         ("DockerSpawner__extra_host_config", {"privileged": True}, "DockerSpawner.extra_host_config"),
         ("SwarmSpawner__extra_placement_spec", {"constraints": []}, "SwarmSpawner.extra_placement_spec (use node_labels)"),
         ("JovialSpawner__allowed_images", "*", "allowed_images = '*'"),
+        ("DockerSpawner__image_whitelist", ["jovial/singleuser:dev"], "DockerSpawner.image_whitelist (use allowed_images)"),
+        ("JovialSpawner__container_prefix", "jupyter", "JovialSpawner.container_prefix (use nothing: object names"),
+        ("SwarmSpawner__remove_containers", False, "SwarmSpawner.remove_containers (use nothing: a stopped server's service"),
+        ("JupyterHub__internal_ssl", True, "JupyterHub.internal_ssl (use TLS at the site's load balancer"),
     ],
 )
 def test_settings_swarm_cannot_honour_are_refused_by_name(key: str, value: object, named: str) -> None:
     with pytest.raises(ValueError, match=named.replace("(", r"\(").replace(")", r"\)")):
         make_spawner(**{key: value})
+
+
+def test_a_stopped_server_does_not_resume_so_the_hub_revokes_its_token() -> None:
+    """JupyterHub deletes a stopped server's API token and OAuth client only when it will not resume."""
+    assert make_spawner().will_resume is False
 
 
 def test_the_hub_config_check_refuses_before_any_spawner_exists() -> None:
