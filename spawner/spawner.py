@@ -64,6 +64,16 @@ UNSUPPORTED_SETTINGS = {
     "container_name_template": "nothing: object names follow Jovial's escaping (README)",
     "remove_containers": "nothing: a stopped server's service is always removed",
     "image_whitelist": "allowed_images",
+    "container_image": "image",
+    "container_port": "port",
+    "hub_ip_connect": "c.JupyterHub.hub_connect_ip",
+    # For volumes and internal_ssl, which are refused.
+    "format_volume_name": "home_path_template, project_path_template or data_collections",
+    "certs_volume_name": "nothing: internal_ssl is refused",
+    "move_certs_image": "nothing: internal_ssl is refused",
+    # JupyterHub's own per-group and per-option trait overrides, which would bypass Jovial's checks.
+    "group_overrides": "group_settings",
+    "apply_user_options": "profiles, allowed_images and max_cpu_limit/max_mem_limit (each option is checked)",
 }
 # JupyterHub settings that the spawner cannot honour either.
 UNSUPPORTED_HUB_SETTINGS = {

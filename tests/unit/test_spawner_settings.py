@@ -5,10 +5,12 @@ No cluster needed: nothing here starts a server."""
 from types import SimpleNamespace
 
 import pytest
+from dockerspawner import SwarmSpawner
 from traitlets.config import Config
 
 from jovial.errors import OptionsError, SiteMisconfigured
-from jovial.spawner import JovialSpawner
+from jovial.settings import JovialSettings
+from jovial.spawner import UNSUPPORTED_SETTINGS, JovialSpawner
 
 
 def make_spawner(user_options: dict | None = None, **settings: object) -> JovialSpawner:
@@ -42,6 +44,56 @@ ALICE = {"alice": {"uid": 10001, "gid": 10001, "name": "Alice", "groups": {"astr
 def test_settings_swarm_cannot_honour_are_refused_by_name(key: str, value: object, named: str) -> None:
     with pytest.raises(ValueError, match=named.replace("(", r"\(").replace(")", r"\)")):
         make_spawner(**{key: value})
+
+
+# Every setting JovialSpawner inherits from JupyterHub's Spawner and dockerspawner, that it does
+# not refuse (UNSUPPORTED_SETTINGS), and how it is honoured. A setting a new dockerspawner or
+# JupyterHub adds fails the test below until someone decides which it is.
+HONOURED = {
+    "image": "the default image (spec.py)",
+    "allowed_images": "the images users may choose (choices.py)",
+    "network_name": "the users' overlay network (spec.py)",
+    "cpu_limit": "the base layer of the limits (choices.py)", "cpu_guarantee": "the same",
+    "mem_limit": "the same", "mem_guarantee": "the same",
+    "port": "the port the server listens on (spec.py)",
+    "ip": "where the server listens in its container (JupyterHub's get_args)",
+    "args": "JupyterHub's get_args, after cmd", "debug": "JupyterHub's get_args",
+    "default_url": "JupyterHub's get_args", "notebook_dir": "JupyterHub's get_args",
+    "environment": "JupyterHub's get_env", "env_keep": "JupyterHub's get_env",
+    "disable_user_config": "JupyterHub's get_env", "hub_connect_url": "JupyterHub's get_env",
+    "start_timeout": "Jovial's own start deadline, before the hub's", "http_timeout": "the hub's wait for a server",
+    "poll_interval": "the hub's polls", "poll_jitter": "the hub's polls",
+    "consecutive_failure_limit": "the hub", "options_form": "the hub's spawn page",
+    "options_from_form": "the hub's spawn page", "pre_spawn_hook": "the hub, before start",
+    "post_stop_hook": "the hub, after stop", "auth_state_hook": "the hub, before start",
+    "progress_ready_hook": "the hub's progress", "oauth_client_allowed_scopes": "the hub's OAuth client",
+    "oauth_roles": "the hub's OAuth client", "server_token_scopes": "the hub's token for the server",
+    "client_kwargs": "the Docker client (Swarm only; refused on Kubernetes)",
+    "tls_config": "the same", "tls": "the same", "tls_verify": "the same", "tls_ca": "the same",
+    "tls_cert": "the same", "tls_key": "the same", "tls_assert_hostname": "the same",
+    "use_docker_client_env": "the same",
+}
+HARMLESS = {
+    "ssl_alt_names": "used only with internal_ssl, which is refused",
+    "ssl_alt_names_include_local": "used only with internal_ssl, which is refused",
+}
+
+
+def test_every_inherited_setting_is_honoured_refused_or_harmless() -> None:
+    own = {*JovialSettings.class_traits(config=True), *JovialSpawner.class_own_traits(config=True)}
+    inherited = set(SwarmSpawner.class_traits(config=True)) - own
+    undecided = inherited - UNSUPPORTED_SETTINGS.keys() - HONOURED.keys() - HARMLESS.keys()
+    assert not undecided, f"inherited settings neither honoured, refused nor harmless: {sorted(undecided)}"
+    assert not (HONOURED.keys() | HARMLESS.keys()) & UNSUPPORTED_SETTINGS.keys()
+    assert (HONOURED.keys() | HARMLESS.keys()) <= inherited, "a setting listed here is no longer inherited"
+
+
+@pytest.mark.parametrize("name", sorted(UNSUPPORTED_SETTINGS))
+def test_each_refused_setting_stops_the_hub_by_name(name: str) -> None:
+    config = Config()
+    config.JovialSpawner[name] = {}  # set at all: the hub's config check looks at names, not values
+    with pytest.raises(ValueError, match=f"JovialSpawner.{name} \\(use "):
+        JovialSpawner.check_config(config)
 
 
 def test_a_stopped_server_does_not_resume_so_the_hub_revokes_its_token() -> None:
