@@ -139,6 +139,23 @@ class JovialSettings(Configurable):
         "started once it has run for 1 s.",
     )
 
+    # --- idle servers (the culler is a hub service: stacks/jupyterhub_config.py) ----------------------
+    cull_idle_timeout = Float(
+        0.0,
+        min=0.0,
+        config=True,
+        help="Seconds without activity after which the site's idle culler stops a server (its "
+        "--timeout); 0: no culler. Jovial uses it only to tell the user, at her next start, that her "
+        "previous server had been idle that long when it stopped.",
+    )
+    cull_max_age = Float(
+        0.0,
+        min=0.0,
+        config=True,
+        help="Seconds after which the site's idle culler stops a server however active (its --max-age); "
+        "0: none. Used, like cull_idle_timeout, only for the note at the user's next start.",
+    )
+
     # --- the watcher -------------------------------------------------------------------------------
     watch_interval = Float(
         5.0,

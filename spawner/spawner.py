@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from dockerspawner import SwarmSpawner
 from jupyterhub.objects import Server
+from jupyterhub.utils import utcnow
 from traitlets import List, Unicode, default
 from traitlets.config import Config
 
@@ -28,6 +29,7 @@ from .identity import PosixIdentity, identity_from_auth_state, identity_from_map
 from .ldap_directory import LdapDirectory, LdapSettings
 from .names import is_safe_path_component, server_object_name, validate_username
 from .orchestrators import ORCHESTRATORS, orchestrator_of, refusals
+from .culling import why_it_stopped
 from .orphans import sweep_orphans
 from .settings import JovialSettings
 from .spec import DataCollection, ResourceSpec, ServerOwner, SiteSettings, build_server_spec
@@ -473,6 +475,12 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
 
     async def stop(self, now: bool = False) -> None:
         await self._remove()
+        orm = self.orm_spawner
+        if orm is not None:  # what to tell her if the site's culler stopped it (culling.py)
+            self.last_end = why_it_stopped(
+                utcnow(with_tz=False), orm.started, orm.last_activity,
+                self.cull_idle_timeout, self.cull_max_age,
+            )
 
 
 def _resource_env(resources: ResourceSpec) -> dict[str, str]:

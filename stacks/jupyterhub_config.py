@@ -6,6 +6,7 @@ Site choices come from the hub service's environment (see docker-stack.yml and t
 
 import logging
 import os
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -132,6 +133,39 @@ c.JovialSpawner.profiles = [
     {"name": "large", "display_name": "Large: 2 cores, 4 GB", "cpu_limit": 2, "mem_limit": "4G"},
 ]
 c.JovialSpawner.start_timeout = int(setting("JOVIAL_START_TIMEOUT", "120"))  # seconds a spawn may take
+
+
+# --- idle servers: jupyterhub-idle-culler, a service of the hub ----------------------------------
+def seconds(name: str, default: str) -> int:
+    """A whole number of seconds, 0 or more, from the environment variable `name`."""
+    value = setting(name, default).strip()
+    if not value.isdigit():
+        raise SystemExit(f"Jovial hub: {name} must be a whole number of seconds (0: off), not {value!r}.")
+    return int(value)
+
+
+# JOVIAL_CULL_IDLE: a server without activity (no request through the proxy, no kernel or terminal
+# busy) for this long is stopped; its files stay. JOVIAL_CULL_MAX_AGE: any server is stopped after
+# this long. 0 turns either off; both 0: no culler runs.
+cull_idle, cull_max_age = seconds("JOVIAL_CULL_IDLE", "3600"), seconds("JOVIAL_CULL_MAX_AGE", "0")
+if cull_idle or cull_max_age:
+    # It looks every half of the shortest limit (at most every 5 minutes, at least every 10 s), so a
+    # server stops at most that much after its limit.
+    every = max(10, min(300, min(t for t in (cull_idle, cull_max_age) if t) // 2))
+    c.JupyterHub.services.append({
+        "name": "idle-culler",
+        # Its idle timeout has no "off" (0 would stop every server): with JOVIAL_CULL_IDLE=0, a century.
+        "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={cull_idle or 100 * 365 * 86400}",
+                    f"--max-age={cull_max_age}", f"--cull-every={every}"],
+    })
+    # Only what it needs: see users' servers and their activity, and stop them.
+    c.JupyterHub.load_roles.append({
+        "name": "idle-culler",
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+        "services": ["idle-culler"],
+    })
+    c.JovialSpawner.cull_idle_timeout = cull_idle  # for the note at the user's next start
+    c.JovialSpawner.cull_max_age = cull_max_age
 
 # Refuse, at hub start, settings Jovial cannot honour on Swarm (and malformed profiles or
 # group/user settings), naming each; keep this line last.
