@@ -31,7 +31,9 @@ FILE_SIZE = 64 * MiB
 # The most the server may hold while the reader waits: a few of Tornado's 64 KiB chunks, with room
 # to spare; buffering the file would be 8 times as much.
 MEMORY_BOUND = 8 * MiB
-STALL_SECONDS = 2.0  # the reader stops reading for this long, after its first MiB
+# The reader stops reading for this long, after its first MiB: longer than cheroot's default socket
+# timeout (10 s), which once made the backend cut off a download whose reader paused.
+STALL_SECONDS = 12.0
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,10 @@ from typing import Any
 
 _lock = threading.Lock()
 _server: Any = None  # cheroot's wsgi.Server, once started
+# How long WsgiDAV waits on its socket to the handler: a download goes at the pace of its reader
+# (the handler reads the next chunk once the client took the last), so a reader that pauses makes
+# the backend wait as long. cheroot's default, 10 s, cut such downloads off.
+BACKEND_SOCKET_TIMEOUT = 24 * 3600
 
 
 def wsgidav_config(root: str, mount_path: str) -> dict[str, Any]:
@@ -39,7 +43,9 @@ def ensure_started(root: str, mount_path: str) -> int:
             config = wsgidav_config(os.path.realpath(root), mount_path)
             # WsgiDAV expects its mount path in SCRIPT_NAME: the dispatcher moves it there.
             app = wsgi.PathInfoDispatcher({config["mount_path"]: WsgiDAVApp(config)})
-            server = wsgi.Server(("127.0.0.1", 0), app, numthreads=8, server_name="jovial-webdav")
+            server = wsgi.Server(
+                ("127.0.0.1", 0), app, numthreads=8, server_name="jovial-webdav", timeout=BACKEND_SOCKET_TIMEOUT
+            )
             server.prepare()  # binds the socket and starts the worker threads
             threading.Thread(target=server.serve, name="jovial-webdav", daemon=True).start()
             _server = server

@@ -139,6 +139,12 @@ class WebDAVHandler(JupyterHandler):
         if not status_line:  # the backend did not answer at all
             self.set_status(502)
             self.write(f"The WebDAV backend did not answer: {response.error}")
+        elif response.error is not None and not isinstance(response.error, httpclient.HTTPClientError):
+            # Cut off after its headers (and part of the body) were sent on: the client must see the
+            # response end short, not wait for the bytes its Content-Length still promises.
+            self.log.error("The WebDAV backend broke off %s %s: %s", self.request.method, self.request.path, response.error)
+            self.request.connection.close()
+            return
         self.finish()
 
     def _send_headers(self, status_line: str, received: httputil.HTTPHeaders) -> None:
