@@ -10,7 +10,7 @@ in `settings.py`.
 import asyncio
 import html
 import inspect
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -423,7 +423,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
     async def _ended(self, reason: str) -> None:
         """The server ended without the hub stopping it: remember why, and remove what is left of it
         (JupyterHub calls stop() only for servers that poll() finds alive)."""
-        at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         self.last_end = f"Your previous server stopped at {at}. {reason}"
         self.log.warning("%s ended: %s", self._log_name, reason)
         try:

@@ -230,7 +230,7 @@ def test_hostile_services_are_refused_with_their_rule_and_nothing_is_made(builde
         expected.append(reason)
     answers = requests_from_the_hub(steps)
     assert [status for status, _ in answers[: len(config_bodies)]] == [201] * len(config_bodies)
-    for label, (status, message), reason in zip(HOSTILE, answers[len(config_bodies) :], expected):
+    for label, (status, message), reason in zip(HOSTILE, answers[len(config_bodies) :], expected, strict=True):
         assert status == 403 and reason in message, f"{label}: HTTP {status} {message!r}"
     client = docker.from_env()
     for name in (NAME, OTHER_NAME, "jovial_evil"):

@@ -11,7 +11,7 @@ anything, before the hub's own 30 s route check would have repaired it."""
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import docker
 import pytest
@@ -40,7 +40,7 @@ def running() -> Iterator[list[HubUser]]:
 
 def running_task_since(client: docker.DockerClient, service: str, since: datetime) -> bool:
     for task in client.services.get(service).tasks({"desired-state": "running"}):
-        created = datetime.fromisoformat(task["CreatedAt"].split(".")[0]).replace(tzinfo=timezone.utc)
+        created = datetime.fromisoformat(task["CreatedAt"].split(".")[0]).replace(tzinfo=UTC)
         if task["Status"]["State"] == "running" and created >= since:
             return True
     return False
@@ -56,7 +56,7 @@ def hub_answers() -> bool:
 def restart(service: str) -> float:
     """Force-update a stack service; return the monotonic time at which its new task answers."""
     client = docker.from_env()
-    since = datetime.now(timezone.utc).replace(microsecond=0)
+    since = datetime.now(UTC).replace(microsecond=0)
     client.services.get(service).force_update()
     deadline = time.monotonic() + 120
     while not (running_task_since(client, service, since) and hub_answers()):

@@ -8,8 +8,8 @@ import pytest
 from jovial.errors import NameTaken
 from jovial.spec import ServerOwner
 from tests.kubernetes.conftest import NAMESPACE, FakeCluster
-from tests.kubernetes.test_api_conversation import until
 from tests.kubernetes.matrix import spec
+from tests.kubernetes.test_api_conversation import until
 
 ALICE = ServerOwner("alice", "")
 

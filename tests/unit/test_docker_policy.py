@@ -30,14 +30,21 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "images" / "docker-proxy"))
 
-from jovial_docker_proxy import server  # noqa: E402
-from jovial_docker_proxy.policy import Allowed, Call, Facts, NeedFacts, NotFound as NotFoundDecision, Refused, decide  # noqa: E402
-from jovial_docker_proxy.policy import Decision  # noqa: E402
-from jovial_docker_proxy.settings import Settings, SettingsError, settings_from_env  # noqa: E402
-
 import tests.specs  # noqa: E402
 from jovial.backends.swarm.builder import config_args, service_args  # noqa: E402
 from jovial.spec import DataCollection, ResourceSpec  # noqa: E402
+from jovial_docker_proxy import server  # noqa: E402
+from jovial_docker_proxy.policy import (  # noqa: E402
+    Allowed,
+    Call,
+    Decision,
+    Facts,
+    NeedFacts,
+    NotFound as NotFoundDecision,
+    Refused,
+    decide,
+)
+from jovial_docker_proxy.settings import Settings, SettingsError, settings_from_env  # noqa: E402
 from tests.hub import FS_ROOT  # noqa: E402
 
 ROOT = str(FS_ROOT)

@@ -1,11 +1,10 @@
 """The watcher's pure parts: a relist's answers -> per-service state, which events call for a
 relist, and a service's status (alive, and where) read from its tasks."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from jovial.backends.swarm.tasks import server_status as status_of_tasks
 from jovial.backends.swarm.watcher import node_names, services_by_name, unknown_nodes, wants_relist
-
 
 ON_FAILURE = {"Condition": "on-failure", "MaxAttempts": 3}
 
@@ -110,7 +109,7 @@ def test_a_server_is_alive_between_a_crash_and_the_restart_its_policy_promises()
 
 
 def stamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
 
 
 def crash_at(created: float, ended: float, index: int) -> dict:

@@ -32,7 +32,7 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Union
+from typing import Any, NoReturn
 
 from .settings import Settings, is_normal_absolute_path
 
@@ -123,7 +123,7 @@ class NeedFacts:
     objects: tuple[str, ...] = ()
 
 
-Decision = Union[Allowed, Refused, NotFound, NeedFacts]
+Decision = Allowed | Refused | NotFound | NeedFacts
 
 
 class _Refusal(Exception):

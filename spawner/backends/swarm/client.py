@@ -67,7 +67,7 @@ class SwarmBackend:
         try:
             for config in config_args(spec):
                 made.append((await self._call("create_config", config.name, config.data, labels=config.labels))["ID"])
-            ids = dict(zip((c.name for c in config_args(spec)), made))
+            ids = dict(zip((c.name for c in config_args(spec)), made, strict=True))
             service = await self._call("create_service", **service_args(spec, ids))
         except BaseException as e:
             for config_id in made:
