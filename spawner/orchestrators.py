@@ -32,7 +32,7 @@ LACKING: dict[str, dict[str, str]] = {
 
 def orchestrator_of(settings: Mapping[str, Any]) -> str:
     """The configured orchestrator ('swarm' unless set); a clear error for an unknown one."""
-    name = settings.get("orchestrator", "swarm")
+    name: str = settings.get("orchestrator", "swarm")
     if name not in ORCHESTRATORS:
         raise ValueError(f"JovialSpawner.orchestrator must be one of {sorted(ORCHESTRATORS)}, not {name!r}.")
     return name

@@ -176,7 +176,8 @@ class KubernetesWatcher:
             self._first_pods = body.get("items") or []
             self._pods_listed.set()
         self._bump()
-        return body["metadata"]["resourceVersion"]
+        resource_version: str = body["metadata"]["resourceVersion"]
+        return resource_version
 
     async def _watch(self, feed: Feed, version: str) -> str:
         """Follow one watch from `version` until the server ends it; the last resourceVersion seen."""
