@@ -59,5 +59,7 @@ def refusals(orchestrator: str, set_names: Iterable[tuple[str, str]], settings: 
     if orchestrator == "kubernetes":
         known = settings.get("kubernetes_extended_resources", DEFAULT_EXTENDED_RESOURCES)
         for name in sorted(set(_generic_names(settings)) - set(known)):
-            found[f"generic_resources {name!r}"] = f"a Kubernetes name for it in kubernetes_extended_resources (e.g. {name!r}: 'nvidia.com/gpu')"
+            found[f"generic_resources {name!r}"] = (
+                f"a Kubernetes name for it in kubernetes_extended_resources (e.g. {name!r}: 'nvidia.com/gpu')"
+            )
     return found

@@ -141,7 +141,8 @@ def test_a_server_that_moved_while_the_hub_was_down_is_found_at_its_new_address(
         wait_until_all([user], HubUser.server_answers, 60)
         assert user.run_in_terminal("cat ~/moved-while-the-hub-was-down") == (0, "still-here")
         log = hub_log(client, since)
-        assert f"had invalid url http://{old_address}:8888/user/{name}/. Updating to http://{new_address}:8888/user/{name}/" in log, log[-3000:]
+        relocated = f"had invalid url http://{old_address}:8888/user/{name}/. Updating to http://{new_address}:8888/user/{name}/"
+        assert relocated in log, log[-3000:]
         assert "does not appear to be running" not in log
     finally:
         hub.reload()

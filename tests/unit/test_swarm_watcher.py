@@ -99,7 +99,11 @@ def test_a_server_that_ended_is_not_alive_and_says_why() -> None:
 
 def test_a_server_is_alive_between_a_crash_and_the_restart_its_policy_promises() -> None:
     crashed = [task("s1", "failed", index=i, desired="shutdown") for i in range(1, 5)]
-    assert server_status(crashed[:1], {"net-id"}) == server_status(crashed[:3], {"net-id"}) == status_of_tasks(crashed[:1], {"net-id"}, {}, {"Condition": "any"}, NOW, PLACEMENT_TIMEOUT)
+    assert (
+        server_status(crashed[:1], {"net-id"})
+        == server_status(crashed[:3], {"net-id"})
+        == status_of_tasks(crashed[:1], {"net-id"}, {}, {"Condition": "any"}, NOW, PLACEMENT_TIMEOUT)
+    )
     assert server_status(crashed[:1], {"net-id"}).alive and server_status(crashed[:1], {"net-id"}).address is None
     given_up = server_status(crashed, {"net-id"})  # the first run and its 3 restarts
     assert not given_up.alive and given_up.reason.endswith("Swarm had started it 4 times.")
