@@ -27,10 +27,11 @@ import math
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import ldap3
 from jupyterhub.utils import maybe_future
+from ldap3.abstract.entry import Entry
 from ldap3.core.exceptions import LDAPBindError, LDAPCertificateError, LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import escape_rdn
@@ -57,6 +58,7 @@ DIRECTORY_DOWN_AT_SPAWN = (
     "The site's user directory (LDAP) cannot be reached right now, so the hub cannot confirm that you may still "
     "use it, and no server can start. Servers already running are not affected. Please try again in a few minutes."
 )
+Scope = Literal["BASE", "LEVEL", "SUBTREE"]  # ldap3.BASE, ldap3.LEVEL, ldap3.SUBTREE
 NO_SUCH_OBJECT = 32  # the LDAP result code of a search whose base entry does not exist
 
 
@@ -74,7 +76,7 @@ class Standing:
     groups: list[str]  # those of allowed_groups that list the user
 
 
-class JovialLDAPAuthenticator(LDAPAuthenticator):
+class JovialLDAPAuthenticator(LDAPAuthenticator):  # type: ignore[misc]  # ldapauthenticator ships no types
     """LDAPAuthenticator with timeouts, off the event loop, verifying the directory's certificate,
     with a clear message when LDAP is down or not trusted, and asking the directory again before
     every spawn whether the user may still use the hub.
@@ -133,44 +135,48 @@ class JovialLDAPAuthenticator(LDAPAuthenticator):
 
     @validate("auth_refresh_age")
     def _auth_refresh_age_keeps_the_recheck(self, proposal: Bunch) -> int:
-        if proposal.value <= 0:
+        age: int = proposal.value
+        if age <= 0:
             raise TraitError(
                 "JovialLDAPAuthenticator.auth_refresh_age must be more than 0: at 0 JupyterHub skips the re-check "
                 "before spawns too (refresh_pre_spawn), and users no longer allowed could go on starting servers."
             )
-        return proposal.value
+        return age
 
     @validate("lookup_dn")
     def _no_lookup_dn(self, proposal: Bunch) -> bool:
-        if proposal.value:
+        lookup_dn: bool = proposal.value
+        if lookup_dn:
             raise TraitError(
                 "JovialLDAPAuthenticator re-checks users at the DNs of bind_dn_template and does not support lookup_dn."
             )
-        return proposal.value
+        return lookup_dn
 
     @validate("ldap_ca_file", "ldap_bind_password_file")
     def _names_a_file(self, proposal: Bunch) -> str:
-        if proposal.value and not Path(proposal.value).is_file():
-            raise TraitError(f"JovialLDAPAuthenticator.{proposal.trait.name} {proposal.value!r} is not a file.")
-        return proposal.value
+        path: str = proposal.value
+        if path and not Path(path).is_file():
+            raise TraitError(f"JovialLDAPAuthenticator.{proposal.trait.name} {path!r} is not a file.")
+        return path
 
     @validate("tls_kwargs")
     def _tls_kwargs_keep_verification(self, proposal: Bunch) -> dict[str, Any]:
-        names = proposal.value.get("valid_names") or []
+        tls_kwargs: dict[str, Any] = proposal.value
+        names = tls_kwargs.get("valid_names") or []
         accepts_any_name = "*" in ([names] if isinstance(names, str) else names)
-        if proposal.value.get("validate", ssl.CERT_REQUIRED) != ssl.CERT_REQUIRED or accepts_any_name:
+        if tls_kwargs.get("validate", ssl.CERT_REQUIRED) != ssl.CERT_REQUIRED or accepts_any_name:
             raise TraitError(
                 "JovialLDAPAuthenticator verifies the LDAP server's certificate and name: tls_kwargs may not set "
                 "'validate' to anything but ssl.CERT_REQUIRED, nor 'valid_names' to '*'. Trust a private CA with "
                 "ldap_ca_file instead."
             )
-        return proposal.value
+        return tls_kwargs
 
     def verifying_tls(self) -> ldap3.Tls:
         """TLS settings that require a certificate from a trusted CA naming the server; tls_kwargs add to them."""
         return ldap3.Tls(**{"validate": ssl.CERT_REQUIRED, "ca_certs_file": self.ldap_ca_file or None, **self.tls_kwargs})
 
-    def get_connection(self, userdn: str, password: str) -> ldap3.Connection | None:
+    def get_connection(self, userdn: str | None, password: str | None) -> ldap3.Connection | None:
         """A connection bound as `userdn` (None if the password is wrong), with timeouts.
 
         Raises LDAPException (or OSError) when the directory cannot be reached, does not answer, or
@@ -229,7 +235,7 @@ class JovialLDAPAuthenticator(LDAPAuthenticator):
         return connection
 
     @staticmethod
-    def entries_found(connection: ldap3.Connection, base: str, scope: str, search_filter: str, attributes: list[str]) -> list:
+    def entries_found(connection: ldap3.Connection, base: str, scope: Scope, search_filter: str, attributes: list[str]) -> list[Entry]:
         """The entries a search finds; none when its base entry does not exist. Any other failure raises
         StandingUnknown: a directory that cannot answer never counts as "not found"."""
         connection.search(search_base=base, search_scope=scope, search_filter=search_filter, attributes=attributes)
@@ -308,7 +314,8 @@ class JovialLDAPAuthenticator(LDAPAuthenticator):
                 # JupyterHub 6.1.1's refresh_auth reads this flag, which only a token-authenticated request
                 # sets: on a cookie request the refusal would become an AttributeError (a 500 page and a
                 # traceback) instead of its 403 or login page. Not token-authenticated is what it means.
-                handler._token_authenticated = False
+                # JupyterHub's BaseHandler attribute, which tornado's RequestHandler (the type here) lacks.
+                handler._token_authenticated = False  # type: ignore[attr-defined]
             return False
         return True
 

@@ -137,6 +137,11 @@ def resource_amount(key: str, value: Any) -> float | None:
     return amount
 
 
+def _bytes(amount: float | None) -> int | None:
+    """An amount of BYTES as its type: parse_bytes made it an int already."""
+    return None if amount is None else int(amount)
+
+
 def resource_spec(chosen: Mapping[str, Any]) -> ResourceSpec:
     """The resources of the server whose layered settings (callables resolved) are `chosen`;
     SiteMisconfigured for an amount that `resource_amount` refuses."""
@@ -147,8 +152,8 @@ def resource_spec(chosen: Mapping[str, Any]) -> ResourceSpec:
     return ResourceSpec(
         cpu_limit=amounts["cpu_limit"],
         cpu_reservation=amounts["cpu_guarantee"],
-        mem_limit=amounts["mem_limit"],
-        mem_reservation=amounts["mem_guarantee"],
+        mem_limit=_bytes(amounts["mem_limit"]),
+        mem_reservation=_bytes(amounts["mem_guarantee"]),
         generic=tuple(sorted((chosen["generic_resources"] or {}).items())),
     )
 

@@ -8,7 +8,7 @@ below (400: the request or the account is at fault; 503: try again later; 500: t
 from jupyterhub.spawner import SpawnException
 
 
-class JovialError(SpawnException):
+class JovialError(SpawnException):  # type: ignore[misc]  # jupyterhub ships no types: SpawnException is Any
     """A spawn-stopping problem whose message is meant for the person who caused it."""
 
     reason_label = "error"

@@ -12,6 +12,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import ldap3
 from ldap3.core.exceptions import LDAPBindError, LDAPException
@@ -122,7 +123,7 @@ class LdapDirectory:
                 pass
         self._connection = None
 
-    def _entries(self, conn: ldap3.Connection, base: str, search_filter: str, attributes: list[str]) -> dict[str, dict]:
+    def _entries(self, conn: ldap3.Connection, base: str, search_filter: str, attributes: list[str]) -> dict[str, dict[str, list[Any]]]:
         """The entries a search finds, by DN; a failed search is an error, never "nothing found"."""
         conn.search(base, search_filter, attributes=attributes)
         code, text = conn.result.get("result", 0), conn.result.get("description", "")

@@ -32,7 +32,7 @@ LACKING: dict[str, dict[str, str]] = {
 
 def orchestrator_of(settings: Mapping[str, Any]) -> str:
     """The configured orchestrator ('swarm' unless set); a clear error for an unknown one."""
-    name = settings.get("orchestrator", "swarm")
+    name: str = settings.get("orchestrator", "swarm")
     if name not in ORCHESTRATORS:
         raise ValueError(f"JovialSpawner.orchestrator must be one of {sorted(ORCHESTRATORS)}, not {name!r}.")
     return name
@@ -59,5 +59,7 @@ def refusals(orchestrator: str, set_names: Iterable[tuple[str, str]], settings: 
     if orchestrator == "kubernetes":
         known = settings.get("kubernetes_extended_resources", DEFAULT_EXTENDED_RESOURCES)
         for name in sorted(set(_generic_names(settings)) - set(known)):
-            found[f"generic_resources {name!r}"] = f"a Kubernetes name for it in kubernetes_extended_resources (e.g. {name!r}: 'nvidia.com/gpu')"
+            found[f"generic_resources {name!r}"] = (
+                f"a Kubernetes name for it in kubernetes_extended_resources (e.g. {name!r}: 'nvidia.com/gpu')"
+            )
     return found

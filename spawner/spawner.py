@@ -10,7 +10,7 @@ in `settings.py`.
 import asyncio
 import html
 import inspect
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -85,7 +85,7 @@ UNSUPPORTED_HUB_SETTINGS = {
 START_TIMEOUT_MARGIN = 2.0  # seconds: Jovial's own deadline comes before the hub's, so its message is the one shown
 
 
-class JovialSpawner(JovialSettings, SwarmSpawner):
+class JovialSpawner(JovialSettings, SwarmSpawner):  # type: ignore[misc]  # dockerspawner ships no types
     """Starts each user server as a Swarm service (or a Kubernetes pod) running as the user's LDAP identity."""
 
     cmd = List(
@@ -123,7 +123,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         return options_from_form
 
     @property
-    def will_resume(self) -> bool:  # type: ignore[override]
+    def will_resume(self) -> bool:
         """False: a stop removes the server's service, and nothing of it resumes, so JupyterHub
         revokes the stopped server's API token and OAuth client (each start gets new ones).
         (DockerSpawner says True unless `remove`, which keeps every stopped server's token valid.)"""
@@ -189,9 +189,9 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         if self.orchestrator == "kubernetes":
             from .backends.kubernetes import KubernetesBackend, connect  # the `kubernetes` extra
 
-            client, namespace = await connect()
+            api_client, namespace = await connect()
             namespace = self.kubernetes_namespace or namespace
-            return KubernetesBackend(client, namespace, self.log, self.kubernetes_extended_resources, probe)
+            return KubernetesBackend(api_client, namespace, self.log, self.kubernetes_extended_resources, probe)
         client = await asyncio.to_thread(lambda: self.client)
         return SwarmBackend(client, self.log, self.watch_interval, probe, placement_timeout=self.start_timeout)
 
@@ -428,14 +428,16 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         hub was down is looked for at its new address, not at the one in the hub's database."""
         status = await (await self.backend()).status(self.object_name, self._owner)
         if not (status.alive and status.address):
-            return await super().get_url()
+            url: str = await super().get_url()
+            return url
         server = self.server
-        return Server(proto=server.proto, ip=status.address, port=server.port, base_url=server.base_url).url
+        url = Server(proto=server.proto, ip=status.address, port=server.port, base_url=server.base_url).url
+        return url
 
     async def _ended(self, reason: str) -> None:
         """The server ended without the hub stopping it: remember why, and remove what is left of it
         (JupyterHub calls stop() only for servers that poll() finds alive)."""
-        at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         self.last_end = f"Your previous server stopped at {at}. {reason}"
         self.log.warning("%s ended: %s", self._log_name, reason)
         try:
@@ -457,7 +459,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
             backend.unfollow(self.object_name)
 
     def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
+        state: dict[str, Any] = super().get_state()
         if self.last_end:
             state["last_end"] = self.last_end
         return state
@@ -471,7 +473,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):
         name made today (names.py), not the one a server started by an older Jovial kept in the state."""
         super().clear_state()
         if not self.object_id:
-            self.object_name = self._object_name_default()
+            self.object_name: str = self._object_name_default()  # DockerSpawner's trait
 
     async def stop(self, now: bool = False) -> None:
         await self._remove()

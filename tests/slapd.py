@@ -125,8 +125,12 @@ def start_slapd(port: int | None = None, with_tls: bool = False, certificate_nam
     tls_lines = ""
     if with_tls:
         certs = make_certificates(workdir, certificate_name)
-        tls_lines = f"TLSCACertificateFile {certs['ca']}\nTLSCertificateFile {certs['server']}\nTLSCertificateKeyFile {certs['server-key']}\n"
-    rendered = _render("slapd.conf.in", {"SUFFIX": SUFFIX, "ROOTPW_HASH": _hash(passwords["root"]), "DATA_DIR": str(data), "RUN_DIR": str(run)})
+        tls_lines = (
+            f"TLSCACertificateFile {certs['ca']}\nTLSCertificateFile {certs['server']}\nTLSCertificateKeyFile {certs['server-key']}\n"
+        )
+    rendered = _render(
+        "slapd.conf.in", {"SUFFIX": SUFFIX, "ROOTPW_HASH": _hash(passwords["root"]), "DATA_DIR": str(data), "RUN_DIR": str(run)}
+    )
     conf.write_text(tls_lines + rendered)
     ldif = workdir / "demo.ldif"
     ldif.write_text(

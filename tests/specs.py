@@ -8,7 +8,6 @@ import docker
 from jovial.identity import identity_from_mapping
 from jovial.spec import ResourceSpec, ServerSpec, SiteSettings, build_server_spec
 from jovial.storage import ensure_home
-
 from tests.hub import FS_ROOT
 
 TEST_USER = "jovial-test"

@@ -38,6 +38,6 @@ async def port_answers(ip: str, port: int, timeout: float = 0.5) -> bool:
         sock.setblocking(False)
         try:
             await asyncio.wait_for(loop.sock_connect(sock, (ip, port)), timeout)
-        except (OSError, asyncio.TimeoutError):
+        except (OSError, TimeoutError):
             return False
     return True

@@ -66,7 +66,9 @@ def test_the_stack_runs_on_the_manager_and_the_anchor_on_every_worker(facts: dic
     assert placed.get(f"{stack}_anchor") == set(facts["JOVIAL_CLUSTER_WORKERS"].split(","))
 
 
-def test_a_spawned_server_runs_on_a_worker_and_answers_through_the_proxy(cluster: Cluster, facts: dict[str, str], manager: docker.DockerClient) -> None:
+def test_a_spawned_server_runs_on_a_worker_and_answers_through_the_proxy(
+    cluster: Cluster, facts: dict[str, str], manager: docker.DockerClient
+) -> None:
     user = cluster.user("carol")
     try:
         user.start(SMALL)

@@ -184,7 +184,10 @@ def _change(*path: str | int, value: Any = ..., append: Any = ...) -> Callable[[
 
 SPEC = ("TaskTemplate", "ContainerSpec")
 HOSTILE = {
-    "bind of /": (_change(*SPEC, "Mounts", append={"Type": "bind", "Source": "/", "Target": "/host"}), "is outside the shared filesystem root"),
+    "bind of /": (
+        _change(*SPEC, "Mounts", append={"Type": "bind", "Source": "/", "Target": "/host"}),
+        "is outside the shared filesystem root",
+    ),
     "bind of the Docker socket": (
         _change(*SPEC, "Mounts", append={"Type": "bind", "Source": "/var/run/docker.sock", "Target": "/var/run/docker.sock"}),
         "'/var/run/docker.sock' is outside the shared filesystem root",
@@ -193,7 +196,10 @@ HOSTILE = {
         _change(*SPEC, "Mounts", append={"Type": "bind", "Source": f"{FS_ROOT}/home/../../../../..", "Target": "/host"}),
         "is not an absolute, normalised path",
     ),
-    "a volume": (_change(*SPEC, "Mounts", append={"Type": "volume", "Source": "jovial_hub_data", "Target": "/hub"}), "Type 'volume' is refused"),
+    "a volume": (
+        _change(*SPEC, "Mounts", append={"Type": "volume", "Source": "jovial_hub_data", "Target": "/hub"}),
+        "Type 'volume' is refused",
+    ),
     "CapabilityAdd": (_change(*SPEC, "CapabilityAdd", value=["SYS_ADMIN"]), "CapabilityAdd is refused"),
     "no CapabilityDrop": (_change(*SPEC, "CapabilityDrop"), "CapabilityDrop must be [\"ALL\"]"),
     "privileges": (_change(*SPEC, "Privileges", value={"SELinuxContext": {"Disable": True}}), "Privileges is refused"),
@@ -230,7 +236,7 @@ def test_hostile_services_are_refused_with_their_rule_and_nothing_is_made(builde
         expected.append(reason)
     answers = requests_from_the_hub(steps)
     assert [status for status, _ in answers[: len(config_bodies)]] == [201] * len(config_bodies)
-    for label, (status, message), reason in zip(HOSTILE, answers[len(config_bodies) :], expected):
+    for label, (status, message), reason in zip(HOSTILE, answers[len(config_bodies) :], expected, strict=True):
         assert status == 403 and reason in message, f"{label}: HTTP {status} {message!r}"
     client = docker.from_env()
     for name in (NAME, OTHER_NAME, "jovial_evil"):

@@ -127,7 +127,8 @@ def test_webdav_with_curl_streams_a_file_over_512_mib(alice: HubUser, tmp_path: 
     get = subprocess.run(["curl", "-sS", "-f", "-o", "/dev/null", "-w", "%{size_download}", *auth, f"{DAV}/{WORK}/cube.fits"],
                          capture_output=True, text=True)
     assert (get.returncode, get.stdout) == (0, str(size)), get.stderr
-    propfind = subprocess.run(["curl", "-sS", "-f", "-X", "PROPFIND", "-H", "Depth: 1", *auth, f"{DAV}/{WORK}/"], capture_output=True, text=True)
+    propfind = subprocess.run(["curl", "-sS", "-f", "-X", "PROPFIND", "-H", "Depth: 1", *auth, f"{DAV}/{WORK}/"],
+                              capture_output=True, text=True)
     assert propfind.returncode == 0 and f"/user/{USER}/webdav/{WORK}/cube.fits" in propfind.stdout, propfind.stderr
 
 

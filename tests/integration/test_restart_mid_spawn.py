@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
@@ -38,7 +38,7 @@ def kill(service: str) -> None:
     """SIGKILL the service's running container (a crash: nothing of the hub's shutdown runs), then
     wait until its restart policy has a new task running and the hub answers."""
     client = docker.from_env()
-    since = datetime.now(timezone.utc).replace(microsecond=0)
+    since = datetime.now(UTC).replace(microsecond=0)
     containers = client.containers.list(filters={"label": f"com.docker.swarm.service.name={service}"})
     assert containers, f"no running container of {service} on this node"
     for container in containers:

@@ -11,7 +11,7 @@ anything, before the hub's own 30 s route check would have repaired it."""
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import docker
 import pytest
@@ -40,7 +40,7 @@ def running() -> Iterator[list[HubUser]]:
 
 def running_task_since(client: docker.DockerClient, service: str, since: datetime) -> bool:
     for task in client.services.get(service).tasks({"desired-state": "running"}):
-        created = datetime.fromisoformat(task["CreatedAt"].split(".")[0]).replace(tzinfo=timezone.utc)
+        created = datetime.fromisoformat(task["CreatedAt"].split(".")[0]).replace(tzinfo=UTC)
         if task["Status"]["State"] == "running" and created >= since:
             return True
     return False
@@ -56,7 +56,7 @@ def hub_answers() -> bool:
 def restart(service: str) -> float:
     """Force-update a stack service; return the monotonic time at which its new task answers."""
     client = docker.from_env()
-    since = datetime.now(timezone.utc).replace(microsecond=0)
+    since = datetime.now(UTC).replace(microsecond=0)
     client.services.get(service).force_update()
     deadline = time.monotonic() + 120
     while not (running_task_since(client, service, since) and hub_answers()):
@@ -141,7 +141,8 @@ def test_a_server_that_moved_while_the_hub_was_down_is_found_at_its_new_address(
         wait_until_all([user], HubUser.server_answers, 60)
         assert user.run_in_terminal("cat ~/moved-while-the-hub-was-down") == (0, "still-here")
         log = hub_log(client, since)
-        assert f"had invalid url http://{old_address}:8888/user/{name}/. Updating to http://{new_address}:8888/user/{name}/" in log, log[-3000:]
+        relocated = f"had invalid url http://{old_address}:8888/user/{name}/. Updating to http://{new_address}:8888/user/{name}/"
+        assert relocated in log, log[-3000:]
         assert "does not appear to be running" not in log
     finally:
         hub.reload()

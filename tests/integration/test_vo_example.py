@@ -176,4 +176,5 @@ try:
 except pyvo.dal.DALQueryError as error:
     print("refused:", error)
 """)
-    assert (status, output) == (0, "refused: Unknown column 'parallax'; gaiadr3.gaia_source has source_id, ra, dec, phot_g_mean_mag."), output
+    refusal = "refused: Unknown column 'parallax'; gaiadr3.gaia_source has source_id, ra, dec, phot_g_mean_mag."
+    assert (status, output) == (0, refusal), output

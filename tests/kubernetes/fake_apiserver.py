@@ -2,8 +2,9 @@
 
 A small aiohttp app on 127.0.0.1 that speaks the Kubernetes REST API (core/v1 JSON) for the four
 kinds Jovial uses: pods, services, configmaps and events. It does what the real API server does
-for them: create (201, or 409 AlreadyExists), get and delete (404 NotFound; a delete whose uid precondition is not the object's: 409 Conflict), list with
-labelSelector and fieldSelector (equality terms), and watch streams from a resourceVersion
+for them: create (201, or 409 AlreadyExists), get and delete (404 NotFound; a delete whose uid
+precondition is not the object's: 409 Conflict), list with labelSelector and fieldSelector
+(equality terms), and watch streams from a resourceVersion
 (the history after it, then live changes; ADDED/MODIFIED/DELETED and BOOKMARK lines; an ERROR
 event with code 410 Gone for a resourceVersion older than the last compaction; the stream ends
 after timeoutSeconds). Deleting a pod is graceful: it gets a deletionTimestamp first and goes a
@@ -21,7 +22,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -31,7 +32,7 @@ Obj = dict[str, Any]
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def status(code: int, reason: str, message: str) -> web.Response:
@@ -251,7 +252,9 @@ class FakeApiServer:
         self.deletions.append((kind, name, await request.json() if request.can_read_body else {}))
         precondition = ((self.deletions[-1][2] or {}).get("preconditions") or {}).get("uid")
         if precondition and precondition != obj["metadata"]["uid"]:
-            return status(409, "Conflict", f"Precondition failed: UID in precondition: {precondition}, UID in object meta: {obj['metadata']['uid']}")
+            return status(
+                409, "Conflict", f"Precondition failed: UID in precondition: {precondition}, UID in object meta: {obj['metadata']['uid']}"
+            )
         if kind == "pods" and self.pod_deletion_delay > 0:
             if not obj["metadata"].get("deletionTimestamp"):
                 obj["metadata"]["deletionTimestamp"] = now_rfc3339()

@@ -145,7 +145,12 @@ class FakeKubelet:
                 pod["spec"]["nodeName"] = node.name
                 pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
                 self.api.put("pods", pod)
-                self.api.add_event(pod, "Scheduled", f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {node.name}", component="default-scheduler")
+                self.api.add_event(
+                    pod,
+                    "Scheduled",
+                    f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to {node.name}",
+                    component="default-scheduler",
+                )
                 return node
         counted = ", ".join(f"{reasons.count(r)} {r}" for r in sorted(set(reasons)))
         message = (f"0/{len(self.nodes)} nodes are available: {counted}. preemption: 0/{len(self.nodes)} nodes are available: "
@@ -174,7 +179,8 @@ class FakeKubelet:
         pod = self._pod(ns, name, uid)
         image = pod["spec"]["containers"][0]["image"]
         if not _IMAGE.fullmatch(image) and not image.startswith("sha256:"):
-            self._container_status(pod, waiting={"reason": "InvalidImageName", "message": f'Failed to apply default image tag "{image}": couldn\'t parse image name "{image}": invalid reference format'})
+            message = f'Failed to apply default image tag "{image}": couldn\'t parse image name "{image}": invalid reference format'
+            self._container_status(pod, waiting={"reason": "InvalidImageName", "message": message})
             self.api.put("pods", pod)
             self.api.add_event(pod, "InspectFailed", f'Failed to apply default image tag "{image}": invalid reference format', "Warning")
             return False
@@ -204,7 +210,8 @@ class FakeKubelet:
         terminated = {"exitCode": code, "reason": "Error" if code else "Completed", "startedAt": now_rfc3339(),
                       "finishedAt": now_rfc3339(), "message": output if logs_as_message else ""}
         restarts = pod["status"]["containerStatuses"][0]["restartCount"] + 1
-        self._container_status(pod, waiting={"reason": "CrashLoopBackOff", "message": f"back-off 10s restarting failed container={container['name']} pod={pod['metadata']['name']}"})
+        message = f"back-off 10s restarting failed container={container['name']} pod={pod['metadata']['name']}"
+        self._container_status(pod, waiting={"reason": "CrashLoopBackOff", "message": message})
         pod["status"]["containerStatuses"][0].update(restartCount=restarts, lastState={"terminated": terminated})
         pod["status"]["conditions"] = [c for c in pod["status"]["conditions"] if c["type"] != "Ready"]
         self.api.put("pods", pod)

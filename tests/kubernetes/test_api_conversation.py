@@ -124,7 +124,8 @@ async def test_the_hub_waits_until_the_port_answers(make_cluster, make_backend) 
         ({"node_labels": {"jovial.fs": "nowhere"}},
          "No node of the cluster can run your server: 0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."),
         ({"resources": ResourceSpec(cpu_limit=128.0, cpu_reservation=100.0)},
-         "No node of the cluster can run your server: 0/3 nodes are available: 2 Insufficient cpu, 1 node(s) didn't match Pod's node affinity/selector."),
+         "No node of the cluster can run your server: 0/3 nodes are available: 2 Insufficient cpu, "
+         "1 node(s) didn't match Pod's node affinity/selector."),
         ({"resources": ResourceSpec(generic=(("NVIDIA-GPU", 4),)), "node_labels": {"jovial.fs": "lustre", "gpu": "true"}},
          "0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 2 node(s) didn't match Pod's node affinity/selector."),
         ({"image": "registry.example.org/no-such-image:1"},
@@ -133,7 +134,8 @@ async def test_the_hub_waits_until_the_port_answers(make_cluster, make_backend) 
         ({"data_collections": (DataCollection("/lustre/data/not-there", "/data/x"),)},
          "The folder /lustre/data/not-there that your server needs is missing on node node-1."),
     ],
-    ids=["no-node-with-the-labels", "no-node-with-the-cpu", "no-node-with-the-gpus", "image-missing", "image-name-invalid", "host-path-missing"],
+    ids=["no-node-with-the-labels", "no-node-with-the-cpu", "no-node-with-the-gpus",
+         "image-missing", "image-name-invalid", "host-path-missing"],
 )
 async def test_a_server_that_can_never_run_fails_fast_with_the_reason_and_leaves_nothing(
     cluster, make_backend, changes: dict, expected: str

@@ -6,8 +6,8 @@ the schemas do not encode. No cluster: the schemas are checked offline."""
 import re
 
 import kubernetes_validate
-from kubernetes_validate.utils import all_versions, major_minor
 import pytest
+from kubernetes_validate.utils import all_versions, major_minor
 from packaging.version import Version
 
 from jovial.backends.kubernetes.builder import Manifests, manifests

@@ -8,14 +8,15 @@ import pytest
 from jovial.errors import NameTaken
 from jovial.spec import ServerOwner
 from tests.kubernetes.conftest import NAMESPACE, FakeCluster
-from tests.kubernetes.test_api_conversation import until
 from tests.kubernetes.matrix import spec
+from tests.kubernetes.test_api_conversation import until
 
 ALICE = ServerOwner("alice", "")
 
 
 def foreign_pod(name: str, labels: dict[str, str], annotations: dict[str, str]) -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels, "annotations": annotations},
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": NAMESPACE, "labels": labels, "annotations": annotations},
             "spec": {"containers": []}, "status": {"phase": "Running"}}
 
 
@@ -24,7 +25,8 @@ async def test_a_service_of_the_servers_name_that_jovial_did_not_make_is_left_al
 ) -> None:
     cluster.api.put("services", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "jupyter-alice", "namespace": NAMESPACE}})
     cluster.api.put("configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-        "name": "jupyter-alice-files", "namespace": NAMESPACE, "labels": {"jovial.managed": "true", "jovial.user": "alice", "jovial.server": ""},
+        "name": "jupyter-alice-files", "namespace": NAMESPACE,
+        "labels": {"jovial.managed": "true", "jovial.user": "alice", "jovial.server": ""},
         "annotations": {"jovial.user": "alice", "jovial.server": ""}}})  # hers, left by an earlier start
     with pytest.raises(NameTaken, match="A Service named jupyter-alice exists that Jovial did not make for you; ask an administrator."):
         await make_backend(cluster).remove("jupyter-alice", ALICE)
@@ -32,7 +34,9 @@ async def test_a_service_of_the_servers_name_that_jovial_did_not_make_is_left_al
     assert "Not removing the Service jupyter-alice for user 'alice', server '': it does not carry Jovial's labels" in caplog.text
 
 
-async def test_a_pod_of_the_servers_name_labelled_for_another_user_is_not_this_servers_and_stays(cluster: FakeCluster, make_backend) -> None:
+async def test_a_pod_of_the_servers_name_labelled_for_another_user_is_not_this_servers_and_stays(
+    cluster: FakeCluster, make_backend
+) -> None:
     bobs = {"jovial.managed": "true", "jovial.object": "jupyter-alice", "jovial.user": "bob", "jovial.server": ""}
     cluster.api.put("pods", foreign_pod("jupyter-alice", bobs, {"jovial.user": "bob", "jovial.server": ""}))
     backend = make_backend(cluster)

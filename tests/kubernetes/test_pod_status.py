@@ -21,13 +21,16 @@ def test_a_crash_restarted_in_place_is_alive_until_it_has_restarted_too_often() 
     looping = {"waiting": {"reason": "CrashLoopBackOff"}}
     assert pod_status(pod(state=looping, restarts=MAX_RESTARTS, last=crashed)).alive
     dead = pod_status(pod(state=looping, restarts=MAX_RESTARTS + 1, last=crashed))
-    assert not dead.alive and dead.reason == f"restarted {MAX_RESTARTS + 1} times; Your server stopped (exit code 1). Its last output:\nboom"
+    assert not dead.alive
+    assert dead.reason == f"restarted {MAX_RESTARTS + 1} times; Your server stopped (exit code 1). Its last output:\nboom"
     assert pod_status(pod(restarts=MAX_RESTARTS + 5)).alive  # running again after the restarts
 
 
 def test_a_finished_or_deleted_pod_is_not_alive_and_says_why() -> None:
     ended = pod_status(pod("Succeeded", {"terminated": {"exitCode": 0, "reason": "Completed"}}))
     assert not ended.alive and ended.reason == "Succeeded: Your server stopped (exit code 0)."
-    evicted = pod_status({"metadata": {}, "status": {"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."}})
+    evicted = pod_status(
+        {"metadata": {}, "status": {"phase": "Failed", "reason": "Evicted", "message": "The node was low on resource: memory."}}
+    )
     assert not evicted.alive and evicted.reason == "Failed: Evicted: The node was low on resource: memory."
     assert pod_status(pod(deleting=True)).reason == "Your server's pod is being removed from the cluster."

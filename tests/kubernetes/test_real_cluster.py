@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from jovial.errors import LaunchError
-from jovial.spec import DataCollection, ResourceSpec, ServerSpec, SiteSettings, build_server_spec
 from jovial.identity import identity_from_mapping
+from jovial.spec import DataCollection, ResourceSpec, ServerSpec, SiteSettings, build_server_spec
 from tests.kubernetes.matrix import EXTENDED_RESOURCES
 
 pytestmark = [

@@ -58,7 +58,8 @@ def test_the_same_settings_are_accepted_on_either_orchestrator() -> None:
         "group_settings": {"fpga-users": {"generic_resources": {"FPGA": 1}}},
     }
     JovialSpawner.check_config(config_of(**site))
-    JovialSpawner.check_config(config_of(orchestrator="kubernetes", kubernetes_extended_resources={"NVIDIA-GPU": "nvidia.com/gpu", "FPGA": "example.com/fpga"}, **site))
+    extended = {"NVIDIA-GPU": "nvidia.com/gpu", "FPGA": "example.com/fpga"}
+    JovialSpawner.check_config(config_of(orchestrator="kubernetes", kubernetes_extended_resources=extended, **site))
 
 
 @pytest.fixture

@@ -104,7 +104,8 @@ async def test_bob_is_in_astro_only(slapd: Slapd) -> None:
         ("wheely", "gidNumber 0"),
         ("twin", "2 accounts named 'twin'"),
         ("alicia", r"uid 10013 of 'alicia' is also the uid of \['alicia2'\]"),
-        ("Alice", r"found the account \['alice'\] for 'Alice' \(LDAP ignores case\), but a server only runs as an account named exactly 'Alice'"),
+        ("Alice", r"found the account \['alice'\] for 'Alice' \(LDAP ignores case\), "
+                  r"but a server only runs as an account named exactly 'Alice'"),
         ("rooted", "the group 'wheel' of 'rooted' has gidNumber 0; servers never run as root"),
         ("no-uidnumber", "The directory entry of 'no-uidnumber' has no uidNumber"),
         ("no-gidnumber", "The directory entry of 'no-gidnumber' has no gidNumber"),

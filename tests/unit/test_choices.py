@@ -99,9 +99,12 @@ def test_remembered_choices_still_offered_are_kept_and_the_others_dropped_with_t
     kept, notes = still_offered(remembered, PROFILES, IMAGES, MAXIMA, [])
     assert kept == {"image": "astro", "mem_limit": "4G"}
     assert notes == [
-        "Your previous choice profile = 'gpu' is not possible any more (The profile 'gpu' is only for members of ['gpu-users']), so the site's default is used.",
-        "Your previous choice cpu_limit = 64 is not possible any more (cpu_limit 64 is over this site's maximum of 8 cores), so the site's default is used.",
-        "Your previous choice colour = 'red' is not possible any more (Unknown server option(s) ['colour']; this hub accepts ['profile', 'image', 'cpu_limit', 'mem_limit']), so the site's default is used.",
+        "Your previous choice profile = 'gpu' is not possible any more (The profile 'gpu' is only for members of ['gpu-users']), "
+        "so the site's default is used.",
+        "Your previous choice cpu_limit = 64 is not possible any more (cpu_limit 64 is over this site's maximum of 8 cores), "
+        "so the site's default is used.",
+        "Your previous choice colour = 'red' is not possible any more (Unknown server option(s) ['colour']; "
+        "this hub accepts ['profile', 'image', 'cpu_limit', 'mem_limit']), so the site's default is used.",
     ]
     assert still_offered(remembered, PROFILES, IMAGES, MAXIMA, ["gpu-users"])[0]["profile"] == "gpu"
 

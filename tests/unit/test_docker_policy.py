@@ -30,14 +30,21 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "images" / "docker-proxy"))
 
-from jovial_docker_proxy import server  # noqa: E402
-from jovial_docker_proxy.policy import Allowed, Call, Facts, NeedFacts, NotFound as NotFoundDecision, Refused, decide  # noqa: E402
-from jovial_docker_proxy.policy import Decision  # noqa: E402
-from jovial_docker_proxy.settings import Settings, SettingsError, settings_from_env  # noqa: E402
-
 import tests.specs  # noqa: E402
 from jovial.backends.swarm.builder import config_args, service_args  # noqa: E402
 from jovial.spec import DataCollection, ResourceSpec  # noqa: E402
+from jovial_docker_proxy import server  # noqa: E402
+from jovial_docker_proxy.policy import (  # noqa: E402
+    Allowed,
+    Call,
+    Decision,
+    Facts,
+    NeedFacts,
+    NotFound as NotFoundDecision,
+    Refused,
+    decide,
+)
+from jovial_docker_proxy.settings import Settings, SettingsError, settings_from_env  # noqa: E402
 from tests.hub import FS_ROOT  # noqa: E402
 
 ROOT = str(FS_ROOT)
@@ -195,9 +202,18 @@ HOSTILE: dict[str, tuple[Callable[[Any], None], str]] = {
     "CapabilityAdd": (_set(*CONTAINER, "CapabilityAdd", value=["SYS_ADMIN"]), "ContainerSpec.CapabilityAdd is refused"),
     "no CapabilityDrop": (_delete(*CONTAINER, "CapabilityDrop"), "CapabilityDrop must be [\"ALL\"], not None"),
     "CapabilityDrop of one capability": (_set(*CONTAINER, "CapabilityDrop", value=["NET_RAW"]), "CapabilityDrop must be [\"ALL\"]"),
-    "SELinux disabled": (_set(*CONTAINER, "Privileges", value={"SELinuxContext": {"Disable": True}}), "ContainerSpec.Privileges is refused"),
-    "seccomp unconfined": (_set(*CONTAINER, "Privileges", value={"Seccomp": {"Mode": "unconfined"}}), "ContainerSpec.Privileges is refused"),
-    "AppArmor unconfined": (_set(*CONTAINER, "Privileges", value={"AppArmor": {"Mode": "disabled"}}), "ContainerSpec.Privileges is refused"),
+    "SELinux disabled": (
+        _set(*CONTAINER, "Privileges", value={"SELinuxContext": {"Disable": True}}),
+        "ContainerSpec.Privileges is refused",
+    ),
+    "seccomp unconfined": (
+        _set(*CONTAINER, "Privileges", value={"Seccomp": {"Mode": "unconfined"}}),
+        "ContainerSpec.Privileges is refused",
+    ),
+    "AppArmor unconfined": (
+        _set(*CONTAINER, "Privileges", value={"AppArmor": {"Mode": "disabled"}}),
+        "ContainerSpec.Privileges is refused",
+    ),
     "sysctls": (_set(*CONTAINER, "Sysctls", value={"net.ipv4.ip_forward": "1"}), "ContainerSpec.Sysctls is refused"),
     "ulimits": (_set(*CONTAINER, "Ulimits", value=[{"Name": "nofile", "Soft": 1, "Hard": 1}]), "ContainerSpec.Ulimits is refused"),
     "a plugin runtime": (_set("TaskTemplate", "Runtime", value="plugin"), "TaskTemplate.Runtime is refused"),
@@ -221,7 +237,10 @@ HOSTILE: dict[str, tuple[Callable[[Any], None], str]] = {
         _set(*CONTAINER, "Configs", 0, "ConfigName", value="jovial_hub_config_0123456789abcdef"),
         "Configs[0].ConfigName 'jovial_hub_config_0123456789abcdef' is not one of Jovial's configs",
     ),
-    "a config file that is setuid": (_set(*CONTAINER, "Configs", 0, "File", "Mode", value=0o4755), "Configs[0].File.Mode must be a whole number from 0 to 511"),
+    "a config file that is setuid": (
+        _set(*CONTAINER, "Configs", 0, "File", "Mode", value=0o4755),
+        "Configs[0].File.Mode must be a whole number from 0 to 511",
+    ),
     # networks and ports
     "the host network": (_set("TaskTemplate", "Networks", 0, "Target", value="host"), "Target 'host' is not the users' network 'jovial'"),
     "the hub's Docker API network": (
@@ -263,7 +282,10 @@ HOSTILE: dict[str, tuple[Callable[[Any], None], str]] = {
     "no jovial.managed label": (_delete("Labels", "jovial.managed"), "the label jovial.managed is missing"),
     "jovial.managed false": (_set("Labels", "jovial.managed", value="false"), "['jovial.managed'] must be 'true'"),
     "no jovial.user label": (_delete("Labels", "jovial.user"), "the label jovial.user is missing"),
-    "jovial.object of another server": (_set("Labels", "jovial.object", value="jupyter-bob"), "must be the service's name 'jupyter-policy-test'"),
+    "jovial.object of another server": (
+        _set("Labels", "jovial.object", value="jupyter-bob"),
+        "must be the service's name 'jupyter-policy-test'",
+    ),
     "a container label of the stack": (
         _set(*CONTAINER, "Labels", "com.docker.stack.namespace", value="jovial"),
         "ContainerSpec.Labels: the label 'com.docker.stack.namespace' is not one of Jovial's",
@@ -273,7 +295,10 @@ HOSTILE: dict[str, tuple[Callable[[Any], None], str]] = {
     "a name with capitals": (_set("Name", value="jupyter-Alice"), "is not a user server's name"),
     "a name too long": (_set("Name", value="jupyter-" + "a" * 56), "is not a user server's name"),
     # image
-    "an image not in the list": (_set(*CONTAINER, "Image", value="busybox:latest"), "Image 'busybox:latest' is not one of the site's images"),
+    "an image not in the list": (
+        _set(*CONTAINER, "Image", value="busybox:latest"),
+        "Image 'busybox:latest' is not one of the site's images",
+    ),
     "the docker-proxy's own image": (_set(*CONTAINER, "Image", value="jovial/docker-proxy:dev"), "is not one of the site's images"),
     # unknown keys (Go matches JSON keys without regard to case: "mounts" would reach Mounts)
     "a lowercase key that Go would read as Mounts": (
@@ -283,7 +308,10 @@ HOSTILE: dict[str, tuple[Callable[[Any], None], str]] = {
     "an unknown container key": (_set(*CONTAINER, "Hostname", value="hub"), "ContainerSpec: the key 'Hostname' is not allowed"),
     "an unknown service key": (_set("UpdateConfig", value={"Parallelism": 1}), "services/create.UpdateConfig is refused"),
     "an unknown top-level key": (_set("Extra", value=1), "services/create: the key 'Extra' is not allowed"),
-    "an unknown mount key": (_set(*CONTAINER, "Mounts", 0, "Consistency", value="cached"), "Mounts[0]: the key 'Consistency' is not allowed"),
+    "an unknown mount key": (
+        _set(*CONTAINER, "Mounts", 0, "Consistency", value="cached"),
+        "Mounts[0]: the key 'Consistency' is not allowed",
+    ),
 }
 
 
@@ -330,7 +358,9 @@ def test_any_change_anywhere_gets_a_decision_never_an_error(data: st.DataObject)
 
 def test_a_config_reference_to_another_servers_config_is_refused() -> None:
     _, service, facts = builder_bodies()
-    other = {cid: {"ID": cid, "Spec": {**found["Spec"], "Labels": {"jovial.object": "jupyter-bob"}}} for cid, found in facts.configs.items()}
+    other = {
+        cid: {"ID": cid, "Spec": {**found["Spec"], "Labels": {"jovial.object": "jupyter-bob"}}} for cid, found in facts.configs.items()
+    }
     decision = create(service, Facts(configs=other))
     assert isinstance(decision, Refused) and "is not this server's" in decision.reason
     missing = create(service, Facts(configs={cid: None for cid in facts.configs}))
@@ -403,7 +433,10 @@ def test_configs_that_are_not_a_servers_files_are_refused(body: dict[str, Any], 
 # ---- removals: only Jovial's objects, after a look at them ---------------------------------------
 
 HUB_SERVICE = {"ID": "qboq15xn7ieqlrjyg8dmmhgnd", "Spec": {"Name": "jovial_hub", "Labels": {"com.docker.stack.namespace": "jovial"}}}
-USER_SERVICE = {"ID": "k2x9aaaabbbbccccddddeeeef", "Spec": {"Name": NAME, "Labels": {"jovial.managed": "true", "jovial.object": NAME, "jovial.user": "t"}}}
+USER_SERVICE = {
+    "ID": "k2x9aaaabbbbccccddddeeeef",
+    "Spec": {"Name": NAME, "Labels": {"jovial.managed": "true", "jovial.object": NAME, "jovial.user": "t"}},
+}
 
 
 def remove(path: str, found: dict[str, Any] | None, settings: Settings = SETTINGS) -> Decision:
@@ -692,7 +725,10 @@ async def test_the_hubs_calls_pass_through_the_proxy_and_hostile_ones_stop_there
         await asyncio.to_thread(api.create_service, **hostile)
     assert refused.value.status_code == 403
     assert "Mounts[1].Source '/' is outside the shared filesystem root" in refused.value.explanation
-    assert any("refused POST /v1.41/services/create" in r.getMessage() and "outside the shared filesystem root" in r.getMessage() for r in caplog.records)
+    assert any(
+        "refused POST /v1.41/services/create" in r.getMessage() and "outside the shared filesystem root" in r.getMessage()
+        for r in caplog.records
+    )
     assert engine.requests[seen:] == []
 
     # Removals: the stack's hub is refused after a look, never deleted; a server goes by its ID.

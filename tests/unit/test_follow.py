@@ -3,8 +3,8 @@ one is on its way back. The watcher is played by a list of states the test moves
 
 import asyncio
 import logging
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from jovial.backends import ServerStatus
 from jovial.backends.follow import Followers

@@ -40,7 +40,9 @@ def test_missing_or_root_ids_are_refused(change: dict, complaint: str) -> None:
 
 
 def test_a_group_with_gid_0_is_refused_by_name() -> None:
-    with pytest.raises(IdentityError, match="The directory entry of the group 'wheel' of 'alice' has gidNumber 0; servers never run as root"):
+    with pytest.raises(
+        IdentityError, match="The directory entry of the group 'wheel' of 'alice' has gidNumber 0; servers never run as root"
+    ):
         identity_from_ldap("alice", ALICE, [*GROUPS, {"cn": "wheel", "gidNumber": 0}])
 
 

@@ -3,8 +3,7 @@
 import re
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from jovial.errors import InvalidUsername
 from jovial.names import MAX_OBJECT_NAME_LENGTH, is_safe_path_component, server_object_name, validate_username

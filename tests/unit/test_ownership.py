@@ -165,7 +165,9 @@ async def test_a_server_started_with_an_old_style_name_is_still_found_and_remove
     username = "Alice.Smith@example.org"
     old_name = "jupyter-alice-smith-example-org--0123456789"
     owner = ServerOwner(username, "")
-    files = [docker.add_config(f"jovial-{key}-{digit * 20}", {"jovial.object": old_name}) for key, digit in (("passwd", "1"), ("group", "2"))]
+    files = [
+        docker.add_config(f"jovial-{key}-{digit * 20}", {"jovial.object": old_name}) for key, digit in (("passwd", "1"), ("group", "2"))
+    ]
     service_id = docker.add_service(old_name, labels_of(owner, old_name), tuple(files), running_at="10.0.1.7")
     spawner = make_spawner(site, username)
     spawner.load_state({"object_id": service_id, "object_name": old_name})  # DockerSpawner's persisted state

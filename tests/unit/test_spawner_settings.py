@@ -156,7 +156,9 @@ async def test_the_form_offers_the_users_profiles_and_the_images() -> None:
     spawner = make_spawner(
         identities=ALICE,
         allowed_images=["jovial/singleuser:dev", "jovial/astro:dev"],
-        profiles=[{"name": "small"}, {"name": "gpu", "display_name": "GPU <1>", "groups": ["gpu-users"]}, {"name": "staff", "groups": ["staff"]}],
+        profiles=[
+            {"name": "small"}, {"name": "gpu", "display_name": "GPU <1>", "groups": ["gpu-users"]}, {"name": "staff", "groups": ["staff"]}
+        ],
     )
     form = await spawner.get_options_form()
     assert 'value="gpu">GPU &lt;1&gt;</option>' in form and "staff" not in form

@@ -1,11 +1,10 @@
 """The watcher's pure parts: a relist's answers -> per-service state, which events call for a
 relist, and a service's status (alive, and where) read from its tasks."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from jovial.backends.swarm.tasks import server_status as status_of_tasks
 from jovial.backends.swarm.watcher import node_names, services_by_name, unknown_nodes, wants_relist
-
 
 ON_FAILURE = {"Condition": "on-failure", "MaxAttempts": 3}
 
@@ -100,7 +99,11 @@ def test_a_server_that_ended_is_not_alive_and_says_why() -> None:
 
 def test_a_server_is_alive_between_a_crash_and_the_restart_its_policy_promises() -> None:
     crashed = [task("s1", "failed", index=i, desired="shutdown") for i in range(1, 5)]
-    assert server_status(crashed[:1], {"net-id"}) == server_status(crashed[:3], {"net-id"}) == status_of_tasks(crashed[:1], {"net-id"}, {}, {"Condition": "any"}, NOW, PLACEMENT_TIMEOUT)
+    assert (
+        server_status(crashed[:1], {"net-id"})
+        == server_status(crashed[:3], {"net-id"})
+        == status_of_tasks(crashed[:1], {"net-id"}, {}, {"Condition": "any"}, NOW, PLACEMENT_TIMEOUT)
+    )
     assert server_status(crashed[:1], {"net-id"}).alive and server_status(crashed[:1], {"net-id"}).address is None
     given_up = server_status(crashed, {"net-id"})  # the first run and its 3 restarts
     assert not given_up.alive and given_up.reason.endswith("Swarm had started it 4 times.")
@@ -110,7 +113,7 @@ def test_a_server_is_alive_between_a_crash_and_the_restart_its_policy_promises()
 
 
 def stamp(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z"
 
 
 def crash_at(created: float, ended: float, index: int) -> dict:

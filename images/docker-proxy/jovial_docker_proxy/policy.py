@@ -32,7 +32,7 @@ import json
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, Union
+from typing import Any, NoReturn
 
 from .settings import Settings, is_normal_absolute_path
 
@@ -123,7 +123,7 @@ class NeedFacts:
     objects: tuple[str, ...] = ()
 
 
-Decision = Union[Allowed, Refused, NotFound, NeedFacts]
+Decision = Allowed | Refused | NotFound | NeedFacts
 
 
 class _Refusal(Exception):
@@ -317,7 +317,10 @@ def _labels(value: Any, where: str, name: str, required: bool) -> None:
     if required:
         for key in (MANAGED_LABEL, OBJECT_LABEL, USER_LABEL):
             if not labels.get(key):
-                _refuse(f"{where}: the label {key} is missing (a user server carries {MANAGED_LABEL}=true, {OBJECT_LABEL}=<its name> and {USER_LABEL}).")
+                _refuse(
+                    f"{where}: the label {key} is missing "
+                    f"(a user server carries {MANAGED_LABEL}=true, {OBJECT_LABEL}=<its name> and {USER_LABEL})."
+                )
     if MANAGED_LABEL in labels and labels[MANAGED_LABEL] != "true":
         _refuse(f"{where}[{MANAGED_LABEL!r}] must be 'true', not {labels[MANAGED_LABEL]!r}.")
     if OBJECT_LABEL in labels and labels[OBJECT_LABEL] != name:
@@ -553,7 +556,9 @@ def _check_placement(value: Any, where: str, settings: Settings) -> None:
             )
         parsed.append(match.groups())
     if (settings.fs_label, "==", settings.fs_label_value) not in parsed:
-        _refuse(f"{where}.Constraints must include {settings.placement!r}: user servers run only on the nodes that mount the shared filesystem.")
+        _refuse(
+            f"{where}.Constraints must include {settings.placement!r}: user servers run only on the nodes that mount the shared filesystem."
+        )
 
 
 def _check_networks(value: Any, where: str, settings: Settings, facts: Facts, need: _Needs) -> None:
@@ -636,8 +641,13 @@ def _decide_removal(version: str, kind: str, object_id: str, settings: Settings,
             return Refused(f"{what}: only user servers' services may be removed; the label {OBJECT_LABEL} of {name!r} is not its name.")
     else:
         if not CONFIG_NAME.fullmatch(name):
-            return Refused(f"{what}: only user servers' configs may be removed; {name!r} is not named like one (jovial-<key>-<20 hex digits>).")
+            return Refused(
+                f"{what}: only user servers' configs may be removed; {name!r} is not named like one (jovial-<key>-<20 hex digits>)."
+            )
         owner = labels.get(OBJECT_LABEL)
         if not isinstance(owner, str) or not is_object_name(owner, settings):
-            return Refused(f"{what}: only user servers' configs may be removed; {name!r} does not carry the label {OBJECT_LABEL}=<a user server's name>.")
+            return Refused(
+                f"{what}: only user servers' configs may be removed; "
+                f"{name!r} does not carry the label {OBJECT_LABEL}=<a user server's name>."
+            )
     return Allowed(f"{version}/{kind}/{real_id}", None, f"removal of {kind[:-1]} {name}")

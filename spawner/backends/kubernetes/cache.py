@@ -15,7 +15,8 @@ ORPHAN_GRACE = 60.0  # seconds
 
 
 def _uid(obj: Mapping[str, Any]) -> str:
-    return obj.get("metadata", {}).get("uid", "")
+    uid: str = obj.get("metadata", {}).get("uid", "")
+    return uid
 
 
 class ClusterState:

@@ -48,6 +48,7 @@ async def connect() -> tuple[ApiClient, str]:
     path = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
     await config.load_kube_config(config_file=path, client_configuration=configuration)
     _, current = config.list_kube_config_contexts(config_file=path)
+    assert current is not None  # load_kube_config found the current context, or raised
     return ApiClient(configuration), current.get("context", {}).get("namespace") or "default"
 
 
@@ -60,13 +61,15 @@ class Refused(Exception):
         self.message = message
 
 
-ApiCall = Callable[..., Awaitable[ClientResponse]]
+# The client's API methods, called with _preload_content=False: then they return the aiohttp
+# ClientResponse, which their types (the deserialised model) do not say.
+ApiCall = Callable[..., Awaitable[Any]]
 
 
 async def _call(method: ApiCall, *args: object, **kwargs: object) -> dict[str, Any]:
     """One API call, its answer as the API's JSON (not deserialised into the client's models,
     which would reject fields newer than the client); Refused for an error status."""
-    response = await method(*args, **kwargs, _preload_content=False, _request_timeout=CALL_TIMEOUT)
+    response: ClientResponse = await method(*args, **kwargs, _preload_content=False, _request_timeout=CALL_TIMEOUT)
     try:
         body = await response.json(content_type=None) if response.content_length != 0 else {}
     except ValueError:
@@ -113,6 +116,7 @@ class KubernetesBackend:
         probe: Probe | None = None,
     ) -> None:
         self.api = CoreV1Api(api_client)
+        self._api_client = api_client
         self.namespace = namespace
         self.watcher = KubernetesWatcher(self.api, namespace, log)
         self._followers = Followers(self._next_change, self.status, log)
@@ -148,8 +152,9 @@ class KubernetesBackend:
             for kind, uid in reversed(made):
                 await asyncio.shield(self._undo(kind, spec.name, uid))
             raise
-        self._uids[spec.name] = created["metadata"]["uid"]
-        return created["metadata"]["uid"]
+        pod_uid: str = created["metadata"]["uid"]  # the pod is made last
+        self._uids[spec.name] = pod_uid
+        return pod_uid
 
     async def wait_running(self, spec: ServerSpec, report: ProgressReport, timeout: float) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -171,7 +176,7 @@ class KubernetesBackend:
                 if view.address and self._probe is not None and await self._probe(view.address, spec.port):
                     report("Your server answers", 95)
                     return view.address, spec.port
-                if view.address and self._probe is None and loop.time() - running_since >= RUNNING_GRACE:
+                if view.address and running_since is not None and self._probe is None and loop.time() - running_since >= RUNNING_GRACE:
                     return view.address, spec.port
             elif seen:
                 raise LaunchError("Your server's pod was removed while it was starting.")
@@ -247,7 +252,7 @@ class KubernetesBackend:
         backend for its whole life; tests make several)."""
         await self._followers.close()
         await self.watcher.close()
-        await self.api.api_client.close()
+        await self._api_client.close()
 
     async def _undo(self, kind: _Kind, name: str, uid: str) -> None:
         """Delete what a failed launch made; a problem doing so is logged, not raised over the launch's error."""

@@ -46,6 +46,7 @@ class PodView:
 
 
 def _container_status(pod: Pod) -> Mapping[str, Any]:
+    status: Mapping[str, Any]
     for status in pod.get("status", {}).get("containerStatuses") or []:
         if status.get("name") == CONTAINER:
             return status

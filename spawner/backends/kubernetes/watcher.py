@@ -160,7 +160,7 @@ class KubernetesWatcher:
                 self._log.info("The watch of Kubernetes %s expired; listing them again", feed.kind)
             except Unreadable as e:
                 self._log.warning("Skipping a Kubernetes %s watch event that cannot be read (%s); listing them again", feed.kind, e)
-            except (ApiError, aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as e:
+            except (ApiError, aiohttp.ClientError, TimeoutError, OSError, ValueError) as e:
                 if not failing:
                     self._log.warning("Following Kubernetes %s failed (%s); listing again in %.1f s", feed.kind, e, delay)
                 failing = True
@@ -176,7 +176,8 @@ class KubernetesWatcher:
             self._first_pods = body.get("items") or []
             self._pods_listed.set()
         self._bump()
-        return body["metadata"]["resourceVersion"]
+        resource_version: str = body["metadata"]["resourceVersion"]
+        return resource_version
 
     async def _watch(self, feed: Feed, version: str) -> str:
         """Follow one watch from `version` until the server ends it; the last resourceVersion seen."""

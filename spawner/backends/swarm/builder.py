@@ -87,7 +87,7 @@ def service_args(spec: ServerSpec, config_ids: Mapping[str, str]) -> dict[str, A
     container = ContainerSpec(
         image=spec.image,
         command=[*NO_NEW_PRIVILEGES, *spec.command],
-        env=spec.env_dict,
+        env=dict(spec.env),  # not spec.env_dict: ContainerSpec takes dict[str, str | bytes | None]
         workdir=spec.workdir,
         user=f"{spec.uid}:{spec.gid}",
         groups=[str(g) for g in spec.supplementary_gids],

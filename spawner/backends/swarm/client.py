@@ -67,7 +67,7 @@ class SwarmBackend:
         try:
             for config in config_args(spec):
                 made.append((await self._call("create_config", config.name, config.data, labels=config.labels))["ID"])
-            ids = dict(zip((c.name for c in config_args(spec)), made))
+            ids = dict(zip((c.name for c in config_args(spec)), made, strict=True))
             service = await self._call("create_service", **service_args(spec, ids))
         except BaseException as e:
             for config_id in made:
@@ -75,7 +75,8 @@ class SwarmBackend:
             if isinstance(e, APIError):
                 raise LaunchError(f"The cluster refused to create your server: {e.explanation or e}") from None
             raise
-        return service["ID"]
+        service_id: str = service["ID"]
+        return service_id
 
     async def wait_running(self, spec: ServerSpec, report: ProgressReport, timeout: float) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
@@ -187,7 +188,7 @@ class SwarmBackend:
 
     async def _log_tail(self, name: str) -> str:
         def read() -> str:
-            chunks = self.client.service_logs(name, stdout=True, stderr=True, tail=LOG_LINES)
+            chunks = self.client.service_logs(name, stdout=True, stderr=True, tail=str(LOG_LINES))  # the API's query parameter
             return b"".join(chunks).decode(errors="replace").strip()
 
         try:

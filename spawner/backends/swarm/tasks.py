@@ -66,7 +66,8 @@ def task_address(task: Task, network: str) -> str | None:
     for attachment in task.get("NetworksAttachments") or []:
         names = {attachment.get("Network", {}).get("Spec", {}).get("Name"), attachment.get("Network", {}).get("ID")}
         if network in names and attachment.get("Addresses"):
-            return attachment["Addresses"][0].split("/")[0]
+            address: str = attachment["Addresses"][0].split("/")[0]
+            return address
     return None
 
 
@@ -109,11 +110,11 @@ def view_tasks(
     the start at once (retries would only hide it); any other is left to the retries the
     service's restart policy allows, and fails the start when they are used up."""
     failed = sorted((t for t in tasks if t.get("Status", {}).get("State") in FAILED_STATES), key=_created)
-    for task in failed:
-        node = node_names.get(task.get("NodeID", ""), "?")
-        lasting = lasting_failure(_error(task), node, image)
+    for failed_task in failed:
+        node = node_names.get(failed_task.get("NodeID", ""), "?")
+        lasting = lasting_failure(_error(failed_task), node, image)
         if lasting:
-            return TaskView("", 0, failure=lasting, exited="exit" in _error(task))
+            return TaskView("", 0, failure=lasting, exited="exit" in _error(failed_task))
     if failed and newest(tasks) is failed[-1]:
         node = node_names.get(failed[-1].get("NodeID", ""), "?")
         if not restart_coming(failed[-1], tasks, restart_policy, now):
