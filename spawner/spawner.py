@@ -24,12 +24,12 @@ from .backends import Backend
 from .backends.probe import port_answers
 from .backends.swarm import SwarmBackend
 from .choices import LAYERED_KEYS, Maxima, check_layer, choose, layered, parse_profiles, resource_spec, still_offered
+from .culling import why_it_stopped
 from .errors import IdentityError, NameTaken, OptionsError
 from .identity import PosixIdentity, identity_from_auth_state, identity_from_mapping
 from .ldap_directory import LdapDirectory, LdapSettings
 from .names import is_safe_path_component, server_object_name, validate_username
 from .orchestrators import ORCHESTRATORS, orchestrator_of, refusals
-from .culling import why_it_stopped
 from .orphans import sweep_orphans
 from .settings import JovialSettings
 from .spec import DataCollection, ResourceSpec, ServerOwner, SiteSettings, build_server_spec
