@@ -60,6 +60,17 @@ def _positive_id(entry: str, attrs: Mapping[str, Any], key: str) -> int:
     return number
 
 
+def check_least_id(identity: PosixIdentity, least: int) -> None:
+    """Refuse an identity with a uid, gid or group id below the site's least id (min_id)."""
+    ids = [("uid", identity.uid), ("gid", identity.gid)] + [(f"group {g.name!r} gid", g.gid) for g in identity.groups]
+    low = [f"{what} {number}" for what, number in ids if number < least]
+    if low:
+        raise IdentityError(
+            f"The account {identity.username!r} has {', '.join(low)}, below this site's least id {least}: servers never "
+            "run with the ids of the nodes' own system accounts and groups. Ask your administrator."
+        )
+
+
 def _group(username: str, attrs: Mapping[str, Any]) -> PosixGroup:
     name = str(_single(attrs, "cn"))
     return PosixGroup(name, _positive_id(f"the group {name!r} of {username!r}", attrs, "gidNumber"))

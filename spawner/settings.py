@@ -6,7 +6,7 @@ or async, resolved at spawn time.
 """
 
 from jupyterhub.traitlets import ByteSpecification, Callable
-from traitlets import Bool, Dict, Enum, Float, List, Unicode, Union
+from traitlets import Bool, Dict, Enum, Float, Int, List, Unicode, Union
 from traitlets.config import Configurable
 
 from .orchestrators import DEFAULT_EXTENDED_RESOURCES, ORCHESTRATORS
@@ -49,6 +49,15 @@ class JovialSettings(Configurable):
     ldap_ca_file = Unicode("", config=True, help="CA bundle to verify the LDAP server's certificate with; empty: the system's CAs.")
     ldap_timeout = Float(5.0, config=True, help="Seconds to wait for LDAP to connect or answer before the spawn fails.")
     identity_cache_ttl = Float(300.0, config=True, help="Seconds an identity read from LDAP is reused before it is read again.")
+    min_id = Int(
+        1000,
+        min=1,
+        config=True,
+        help="The least uid and gid (primary and every group) a server may run with: the ids below are the "
+        "nodes' system accounts and groups (such as the docker group, which may use the engine's socket). "
+        "A user whose account or groups have a lower id is refused with the ids named. The docker-proxy "
+        "enforces the same bound (JOVIAL_MIN_ID).",
+    )
     identities = Dict(
         config=True,
         help="A static identity table for small sites without LDAP (checked first): "

@@ -26,7 +26,7 @@ from .backends.swarm import SwarmBackend
 from .choices import LAYERED_KEYS, Maxima, check_layer, choose, layered, parse_profiles, resource_spec, still_offered
 from .culling import why_it_stopped
 from .errors import IdentityError, NameTaken, OptionsError
-from .identity import PosixIdentity, identity_from_auth_state, identity_from_mapping
+from .identity import PosixIdentity, check_least_id, identity_from_auth_state, identity_from_mapping
 from .ldap_directory import LdapDirectory, LdapSettings
 from .names import is_safe_path_component, server_object_name, validate_username
 from .orchestrators import ORCHESTRATORS, orchestrator_of, refusals
@@ -345,6 +345,7 @@ class JovialSpawner(JovialSettings, SwarmSpawner):  # type: ignore[misc]  # dock
             self._report(self.last_end, 5)
         username = validate_username(self.user.name)
         identity = await self.resolve_identity(username)
+        check_least_id(identity, self.min_id)
         self._report(f"Found your account: {identity.username}, uid {identity.uid}, gid {identity.gid}", 10)
         site = self.site_settings(await self.server_settings(identity))
         home = site.home_source_template.format(username=username)

@@ -133,6 +133,7 @@ c.JovialSpawner.profiles = [
     {"name": "large", "display_name": "Large: 2 cores, 4 GB", "cpu_limit": 2, "mem_limit": "4G"},
 ]
 c.JovialSpawner.start_timeout = int(setting("JOVIAL_START_TIMEOUT", "120"))  # seconds a spawn may take
+c.JovialSpawner.min_id = int(setting("JOVIAL_MIN_ID", "1000"))  # the docker-proxy enforces the same bound
 
 
 # --- idle servers: jupyterhub-idle-culler, a service of the hub ----------------------------------

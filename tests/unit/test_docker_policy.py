@@ -228,6 +228,11 @@ HOSTILE: dict[str, tuple[Callable[[Any], None], str]] = {
     "no User": (_delete(*CONTAINER, "User"), "ContainerSpec.User is missing"),
     "group 0": (_set(*CONTAINER, "Groups", value=["19002", "0"]), "Groups[1] '0' must be a numeric gid other than 0"),
     "group by name": (_set(*CONTAINER, "Groups", value=["docker"]), "Groups[0] 'docker' must be a numeric gid other than 0"),
+    # system ids: a symlink in the shared filesystem to the engine's socket, bound into a server in
+    # the docker group, would give the engine (root on the node) to whoever controls the hub
+    "a system group (docker's)": (_set(*CONTAINER, "Groups", value=["19002", "999"]), "Groups[1] 999 is below the least id 1000"),
+    "a system uid": (_set(*CONTAINER, "User", value="33:19001"), "User '33:19001' is below the least id 1000"),
+    "a system gid": (_set(*CONTAINER, "User", value="19001:999"), "User '19001:999' is below the least id 1000"),
     # secrets and configs
     "the stack's secrets": (
         _set(*CONTAINER, "Secrets", value=[{"SecretID": "x", "SecretName": "jovial_cookie_secret", "File": {"Name": "c"}}]),
@@ -550,11 +555,17 @@ def test_writes_with_a_query_are_refused() -> None:
         ({"JOVIAL_OBJECT_PREFIX": "Jupyter_"}, "JOVIAL_OBJECT_PREFIX must be lowercase"),
         ({"JOVIAL_FS_LABEL": ""}, "JOVIAL_FS_LABEL must be set"),
         ({"JOVIAL_FS_LABEL_VALUE": "a b"}, "JOVIAL_FS_LABEL_VALUE must not contain whitespace"),
+        ({"JOVIAL_MIN_ID": "0"}, "JOVIAL_MIN_ID must be a whole number of at least 1, not '0'"),
+        ({"JOVIAL_MIN_ID": "lots"}, "JOVIAL_MIN_ID must be a whole number of at least 1, not 'lots'"),
     ],
 )
 def test_a_missing_or_bad_setting_is_named(changes: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         settings_from_env({**ENV, **changes})
+
+
+def test_the_least_id_is_1000_unless_the_site_says_otherwise() -> None:
+    assert SETTINGS.min_id == 1000 and settings_from_env({**ENV, "JOVIAL_MIN_ID": "500"}).min_id == 500
 
 
 def test_the_astro_and_extra_images_are_optional() -> None:

@@ -3,7 +3,7 @@
 import pytest
 
 from jovial.errors import IdentityError
-from jovial.identity import PosixGroup, identity_from_auth_state, identity_from_ldap, identity_from_mapping
+from jovial.identity import PosixGroup, check_least_id, identity_from_auth_state, identity_from_ldap, identity_from_mapping
 from jovial.nss import group_file, passwd_file
 
 ALICE = {"uid": ["alice"], "cn": ["Alice Astronomer"], "uidNumber": [10001], "gidNumber": ["10001"]}
@@ -44,6 +44,17 @@ def test_a_group_with_gid_0_is_refused_by_name() -> None:
         IdentityError, match="The directory entry of the group 'wheel' of 'alice' has gidNumber 0; servers never run as root"
     ):
         identity_from_ldap("alice", ALICE, [*GROUPS, {"cn": "wheel", "gidNumber": 0}])
+
+
+def test_ids_below_the_sites_least_id_are_refused_naming_each() -> None:
+    identity = identity_from_ldap("alice", {**ALICE, "gidNumber": 100}, [*GROUPS, {"cn": "docker", "gidNumber": 999}])
+    with pytest.raises(
+        IdentityError,
+        match="The account 'alice' has gid 100, group 'docker' gid 999, below this site's least id 1000",
+    ):
+        check_least_id(identity, 1000)
+    check_least_id(identity_from_ldap("alice", ALICE, GROUPS), 1000)  # her own ids: served
+    check_least_id(identity, 100)  # a site that says so
 
 
 def test_a_group_without_a_gid_is_refused_by_name() -> None:

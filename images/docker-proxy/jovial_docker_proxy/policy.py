@@ -432,10 +432,12 @@ def _check_container(
         _string(container["Dir"], f"{where}.Dir")
     _flag(container.get("Init"), f"{where}.Init")
     _flag(container.get("ReadOnly"), f"{where}.ReadOnly")
-    _check_user(container.get("User"), f"{where}.User")
+    _check_user(container.get("User"), f"{where}.User", settings.min_id)
     for i, group in enumerate(_strings(container.get("Groups"), f"{where}.Groups")):
         if not _POSITIVE.fullmatch(group) or int(group) > MAX_ID:
             _refuse(f"{where}.Groups[{i}] {group!r} must be a numeric gid other than 0.")
+        if int(group) < settings.min_id:
+            _refuse(f"{where}.Groups[{i}] {group} is below the least id {settings.min_id} (JOVIAL_MIN_ID): " + _SYSTEM_IDS)
     if container.get("CapabilityDrop") != ["ALL"]:
         _refuse(f"{where}.CapabilityDrop must be [\"ALL\"], not {container.get('CapabilityDrop')!r}.")
     _labels(container.get("Labels"), f"{where}.Labels", name, required=False)
@@ -445,13 +447,19 @@ def _check_container(
         _check_config_ref(ref, f"{where}.Configs[{i}]", name, facts, need)
 
 
-def _check_user(value: Any, where: str) -> None:
+_SYSTEM_IDS = ("the ids below are the nodes' system accounts and groups (such as the docker group, which may "
+               "use the engine's socket, reachable through a symlink in the shared filesystem).")
+
+
+def _check_user(value: Any, where: str, min_id: int) -> None:
     if value is None:
         _refuse(f"{where} is missing: a user server runs as a numeric uid:gid other than 0 (the image's user may be root).")
     user = _string(value, where)
     uid, _, gid = user.partition(":")
     if not (_POSITIVE.fullmatch(uid) and _POSITIVE.fullmatch(gid)) or max(int(uid), int(gid)) > MAX_ID:
         _refuse(f"{where} {user!r} must be a numeric uid:gid, neither of them 0 (never root, never a name).")
+    if min(int(uid), int(gid)) < min_id:
+        _refuse(f"{where} {user!r} is below the least id {min_id} (JOVIAL_MIN_ID): " + _SYSTEM_IDS)
 
 
 def _check_mount(value: Any, where: str, settings: Settings) -> None:

@@ -9,6 +9,9 @@ They are the variables the hub gets too, so that a site sets each once:
   JOVIAL_FS_LABEL_VALUE
 one for sites whose hub configuration offers more images (in allowed_images or a profile):
   JOVIAL_EXTRA_IMAGES       more images user servers may run, separated by spaces (may be empty)
+  JOVIAL_MIN_ID             the least uid and gid (primary and supplementary) a user server may run
+                            with (default 1000): the ids below are the nodes' system accounts and
+                            groups, such as the docker group that may use the engine's socket
 and one that is Jovial's own, not a site's:
   JOVIAL_OBJECT_PREFIX      how the names of user servers' services begin ("jupyter-", spawner/names.py;
                             the benchmarks' stock stack sets "stock-")
@@ -41,6 +44,7 @@ class Settings:
     object_prefix: str
     fs_label: str
     fs_label_value: str
+    min_id: int = 1000
 
     @property
     def placement(self) -> str:
@@ -98,7 +102,11 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
     fs_label_value = _required(env, "JOVIAL_FS_LABEL_VALUE")
     if any(ch.isspace() or ch in "=!" for ch in fs_label_value):
         raise SettingsError(f"JOVIAL_FS_LABEL_VALUE must not contain whitespace, '=' or '!', not {fs_label_value!r}.")
+    min_id = env.get("JOVIAL_MIN_ID", "").strip() or "1000"
+    if not min_id.isdigit() or int(min_id) < 1:
+        raise SettingsError(f"JOVIAL_MIN_ID must be a whole number of at least 1, not {min_id!r}.")
     return Settings(
+        min_id=int(min_id),
         fs_root=fs_root,
         network=network,
         images=frozenset(image for values in images.values() for image in values),
