@@ -336,9 +336,10 @@ SERVICE_FORBIDDEN = {
     "RollbackConfig": "rollback settings are refused (user servers are never updated).",
 }
 TASK_KEYS = {"ContainerSpec", "Resources", "RestartPolicy", "Placement", "Networks"}
+_PLUGINS = "only container tasks run user servers (a plugin runtime installs plugins with privileges)."
 TASK_FORBIDDEN = {
-    "Runtime": "only container tasks run user servers (a plugin runtime installs plugins with privileges).",
-    "PluginSpec": "only container tasks run user servers (a plugin runtime installs plugins with privileges).",
+    "Runtime": _PLUGINS,
+    "PluginSpec": _PLUGINS,
     "NetworkAttachmentSpec": "only container tasks run user servers.",
     "LogDriver": "the engine's default log driver is used (log drivers and their options are refused).",
 }
