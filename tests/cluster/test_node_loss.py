@@ -166,13 +166,21 @@ def test_an_engine_restart_on_the_worker_brings_the_server_back_or_says_it_stopp
             time.sleep(0.5)
 
 
-def test_an_engine_restart_on_the_manager_keeps_the_server_and_the_hub_finds_it_again(cluster: Cluster) -> None:
+def test_an_engine_restart_on_the_manager_keeps_the_servers_files_and_the_hub_finds_it_again(cluster: Cluster) -> None:
     with running_server(cluster, "student02") as (user, manager, (task, node, _)):
         restarted = cluster.fault("restart-engine", cluster.facts["JOVIAL_CLUSTER_MANAGER"])
         while not user.server_answers():
             assert time.monotonic() - restarted < 2 * RECOVERY_LIMIT, "the hub did not come back to student02's server"
             time.sleep(0.5)
-        print(f"engine restart on the manager: student02's server answered again after {time.monotonic() - restarted:.1f} s")
-        assert placed(manager, "jupyter-student02")[0] == task  # the very same task, on {node}, never stopped
+        took = time.monotonic() - restarted
+        now = placed(manager, "jupyter-student02")
+        assert now and now[1] in cluster.workers, now
+        # Usually the very same task, never stopped. But the restarted manager gives each worker a
+        # grace period to report back; a worker slower than that (two cores, three engines starting)
+        # is marked down, and Swarm replaces its tasks. Both are Swarm's behaviour: what Jovial
+        # owes the user is her server answering at her URL with her files, and the hub knowing it.
+        kept = "the same task" if now[0] == task else f"a new task on {now[1]} (Swarm marked {node} down meanwhile)"
+        print(f"engine restart on the manager: student02's server answered again after {took:.1f} s, as {kept}")
+        assert user.run_in_terminal(f"cat ~/{MARKER}") == (0, "written-before")
         assert user.model()["servers"][""]["ready"]
 
