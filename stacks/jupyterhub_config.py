@@ -10,6 +10,10 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+from sqlalchemy.engine import make_url
+
+from jovial.hub_lock import HubLock
+
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 
 
@@ -28,7 +32,15 @@ def secret(name: str) -> str:
 # --- the hub, its proxy and its database -------------------------------------------------------
 c.JupyterHub.hub_bind_url = "http://0.0.0.0:8081"
 c.JupyterHub.hub_connect_url = "http://hub:8081"
-c.JupyterHub.db_url = "sqlite:////srv/jupyterhub/jupyterhub.sqlite"
+# The database: PostgreSQL at JOVIAL_DB_URL, with the password from the secret db_password. Before
+# JupyterHub opens it, the hub waits for it (a log line every 30 s) and takes the hub lock, held
+# for its life: a second hub waits here until the first one's connection is gone.
+db_url = make_url(setting("JOVIAL_DB_URL"))
+if db_url.get_backend_name() != "postgresql":
+    raise SystemExit(f"Jovial hub: JOVIAL_DB_URL must be a PostgreSQL URL (postgresql://user@host:port/database), "
+                     f"not {db_url.render_as_string()!r}: the hub may run on any manager, so its database is not a file.")
+c.JupyterHub.db_url = db_url.set(password=secret("db_password")).render_as_string(hide_password=False)
+HubLock(c.JupyterHub.db_url, logging.getLogger("JupyterHub")).hold()
 c.JupyterHub.cookie_secret_file = "/run/secrets/cookie_secret"
 c.JupyterHub.cleanup_servers = False  # user servers outlive hub restarts and are found again
 # Every 30 s (default 300 s) the hub records activity and checks the proxy's routes against its own

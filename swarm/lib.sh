@@ -159,8 +159,15 @@ deploy_stack() {
     JOVIAL_SINGLEUSER_IMAGE=$(image_id singleuser)
     # JOVIAL_OFFER_ASTRO=0: the hub does not offer the astronomy image (swarm/cluster's nodes lack it).
     if [ "${JOVIAL_OFFER_ASTRO:-1}" = 0 ]; then JOVIAL_ASTRO_IMAGE=""; else JOVIAL_ASTRO_IMAGE=$(image_id astro); fi
+    JOVIAL_POSTGRES_IMAGE=$(image_id postgres)
+    # The dev overlay's PostgreSQL keeps its data here, on the shared filesystem (a stack of its own
+    # needs a directory of its own: two servers on one data directory would destroy it).
+    JOVIAL_DB_DATA=${JOVIAL_DB_DATA:-$JOVIAL_FS_ROOT/.jovial/postgres}
+    JOVIAL_DB_PLACEMENT=${JOVIAL_DB_PLACEMENT:-node.labels.$JOVIAL_FS_LABEL == $JOVIAL_FS_LABEL_VALUE}
+    install -d -m 0700 "$JOVIAL_DB_DATA"
     JOVIAL_HUB_CONFIG_HASH=$(sha256sum "$JOVIAL_REPO/stacks/jupyterhub_config.py" | cut -c1-16)
     export JOVIAL_HUB_IMAGE JOVIAL_PROXY_IMAGE JOVIAL_DOCKER_PROXY_IMAGE JOVIAL_LDAP_IMAGE JOVIAL_SINGLEUSER_IMAGE JOVIAL_ASTRO_IMAGE
+    export JOVIAL_POSTGRES_IMAGE JOVIAL_DB_DATA JOVIAL_DB_PLACEMENT
     export JOVIAL_HUB_CONFIG_HASH
     say "deploying stack $stack"
     (cd "$JOVIAL_REPO" && docker stack deploy --resolve-image never "${files[@]}" "$stack" >/dev/null) \

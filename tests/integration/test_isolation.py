@@ -61,8 +61,15 @@ def test_docker_is_out_of_reach(alice: HubUser) -> None:
 
 def test_other_homes_secrets_and_the_hub_database_are_out_of_reach(alice: HubUser) -> None:
     assert run(alice, "ls -A /home") == (0, "alice")
-    status, output = run(alice, "ls -A /run/secrets /srv/jupyterhub")
-    assert status != 0 and "jupyterhub.sqlite" not in output, output
+    status, output = run(alice, "ls -A /run/secrets")
+    assert status != 0, output
+    # The hub's database: not on her network (the stack's `database` network is the hub's and
+    # PostgreSQL's alone), and its files on the shared filesystem are not mounted in her server.
+    for host in ("postgres", "jovial_postgres"):
+        status, output = run(alice, f"timeout 5 bash -c 'exec 3<>/dev/tcp/{host}/5432' && echo connected")
+        assert status != 0 and "connected" not in output, f"{host}: {output}"
+    status, output = run(alice, f"ls -A {FS_ROOT}/.jovial /lustre/.jovial")
+    assert status != 0 and "postgres" not in output, output
     # On the shared filesystem itself, every home is its owner's alone.
     for home in (FS_ROOT / "home").iterdir():
         assert stat.S_IMODE(os.stat(home).st_mode) & 0o077 == 0, f"{home} is open to others"
