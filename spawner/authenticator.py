@@ -38,7 +38,7 @@ from ldap3.utils.dn import escape_rdn
 from ldapauthenticator import LDAPAuthenticator
 from ldapauthenticator.ldapauthenticator import TlsStrategy
 from tornado import web
-from traitlets import Bunch, Float, TraitError, Unicode, default, validate
+from traitlets import Bunch, Float, List, TraitError, Unicode, default, validate
 
 from .errors import DirectoryUnavailable
 
@@ -74,6 +74,7 @@ class Standing:
     dn: str | None  # the user's entry: the first of bind_dn_template's DNs that exists; None: no account
     matches_search_filter: bool  # True when no search_filter is set
     groups: list[str]  # those of allowed_groups that list the user
+    admin: bool | None = None  # whether one of admin_groups lists the user; None: no admin_groups are set
 
 
 class JovialLDAPAuthenticator(LDAPAuthenticator):  # type: ignore[misc]  # ldapauthenticator ships no types
@@ -118,6 +119,18 @@ class JovialLDAPAuthenticator(LDAPAuthenticator):  # type: ignore[misc]  # ldapa
         config=True,
         help="File holding the password of ldap_bind_dn (surrounding whitespace ignored), read at each re-check, "
         "e.g. a Docker secret. Empty: no password.",
+    )
+
+    admin_groups = List(
+        Unicode(),
+        config=True,
+        help="DNs of LDAP groups whose members are the hub's admins (the admin panel; every user's servers). "
+        "A group lists a member as allowed_groups do (group_search_filter: member or uniqueMember with their DN, "
+        "memberUid with their name), read with ldap_bind_dn at each login and re-check: someone added to a group "
+        "becomes an admin, and someone removed stops being one, within auth_refresh_age. With admin_groups set, "
+        "the directory and admin_users together decide at each re-check: admin rights given otherwise (the admin "
+        "panel, a role in load_roles) are taken back then. Empty: the directory makes nobody an admin, and "
+        "JupyterHub's admin_users applies alone.",
     )
 
     def __init__(self, **kwargs: Any) -> None:
@@ -207,7 +220,10 @@ class JovialLDAPAuthenticator(LDAPAuthenticator):  # type: ignore[misc]  # ldapa
     async def authenticate(self, handler: web.RequestHandler, data: dict[str, str]) -> dict[str, Any] | None:
         parent = super().authenticate  # blocking work inside a coroutine that never awaits
         try:
-            return await asyncio.to_thread(lambda: asyncio.run(parent(handler, data)))
+            model: dict[str, Any] | None = await asyncio.to_thread(lambda: asyncio.run(parent(handler, data)))
+            if model is not None and self.admin_groups:
+                model["admin"] = await self.admin_at_login(model["name"])
+            return model
         except (ssl.SSLCertVerificationError, LDAPCertificateError) as e:  # first: the former is an OSError too
             self.log.error(
                 "Login of %r refused: the LDAP server's certificate failed verification (%s). Logins trust the CAs in "
@@ -218,6 +234,19 @@ class JovialLDAPAuthenticator(LDAPAuthenticator):  # type: ignore[misc]  # ldapa
         except (LDAPException, OSError) as e:
             self.log.error("Login of %r failed: the LDAP server does not answer (%s)", data.get("username"), e)
             raise web.HTTPError(503, DIRECTORY_DOWN) from None
+
+    async def admin_at_login(self, username: str) -> bool | None:
+        """Whether one of admin_groups lists the user, read with the hub's account; None (admin left as
+        it was) when the hub's account cannot read it, with a log line saying why."""
+        try:
+            return self.admin_by_directory(username, await asyncio.to_thread(self.read_standing, username))
+        except StandingUnknown as e:
+            self.log.error("Could not read whether %s is an admin (%s): their admin rights stay as they were.", username, e)
+            return None
+
+    def admin_by_directory(self, username: str, standing: Standing) -> bool | None:
+        """Whether the user is an admin: a member of admin_groups, or in admin_users; None without admin_groups."""
+        return None if standing.admin is None else standing.admin or username in self.admin_users
 
     def user_dns(self, username: str) -> list[str]:
         """The DNs a login of `username` tries, in order (bind_dn_template, the name escaped as the login does)."""
@@ -257,46 +286,49 @@ class JovialLDAPAuthenticator(LDAPAuthenticator):  # type: ignore[misc]  # ldapa
             existing = (dn for dn in self.user_dns(username) if self.entries_found(connection, dn, ldap3.BASE, "(objectClass=*)", []))
             dn = next(existing, None)
             if dn is None:
-                return Standing(dn=None, matches_search_filter=False, groups=[])
+                return Standing(dn=None, matches_search_filter=False, groups=[], admin=False if self.admin_groups else None)
             name = escape_filter_chars(username)
             user_filter = self.search_filter.format(userattr=self.user_attribute, username=name)
             matches = not self.search_filter or (
                 len(self.entries_found(connection, self.user_search_base, ldap3.SUBTREE, user_filter, self.attributes)) == 1
             )
             group_filter = self.group_search_filter.format(userdn=escape_filter_chars(dn), uid=name)
-            groups = [
-                group for group in self.allowed_groups or []
-                if self.entries_found(connection, group, ldap3.BASE, group_filter, self.group_attributes)
-            ]
-            return Standing(dn=dn, matches_search_filter=matches, groups=groups)
+            def lists_the_user(group: str) -> bool:
+                return bool(self.entries_found(connection, group, ldap3.BASE, group_filter, self.group_attributes))
+
+            groups = [group for group in self.allowed_groups or [] if lists_the_user(group)]
+            admin = any(lists_the_user(group) for group in self.admin_groups) if self.admin_groups else None
+            return Standing(dn=dn, matches_search_filter=matches, groups=groups, admin=admin)
         finally:
             connection.unbind()
 
-    async def why_no_longer_allowed(self, username: str) -> str | None:
-        """Why a login of `username` would be refused now, by the login's own rules; None: it would not.
+    async def recheck(self, username: str) -> tuple[str | None, Standing]:
+        """Why a login of `username` would be refused now, by the login's own rules (None: it would not),
+        and what the directory says of them.
 
         Raises StandingUnknown, LDAPException or OSError when the directory cannot tell."""
         standing = await asyncio.to_thread(self.read_standing, username)
         if standing.dn is None:
-            return f"no account {' or '.join(self.user_dns(username))} in the directory"
+            return f"no account {' or '.join(self.user_dns(username))} in the directory", standing
         if not standing.matches_search_filter:
-            return f"the account no longer matches search_filter {self.search_filter!r}"
+            return f"the account no longer matches search_filter {self.search_filter!r}", standing
         auth_model = {"name": username, "auth_state": {"ldap_groups": standing.groups}}
         if not await maybe_future(self.check_blocked_users(username, auth_model)):
-            return "blocked_users lists them"
+            return "blocked_users lists them", standing
         if not (self.allow_all or await maybe_future(self.check_allowed(username, auth_model))):
-            return f"a member of none of allowed_groups {self.allowed_groups or []}"
-        return None
+            return f"a member of none of allowed_groups {self.allowed_groups or []}", standing
+        return None, standing
 
-    async def refresh_user(self, user: "User", handler: web.RequestHandler | None = None) -> bool:
+    async def refresh_user(self, user: "User", handler: web.RequestHandler | None = None) -> bool | dict[str, Any]:
         """Whether `user` may still use the hub, asked of the directory. JupyterHub calls this before every
         spawn and every auth_refresh_age seconds on the user's requests.
 
         False: JupyterHub refuses the spawn (403) and the user's requests until they log in again, and that
         login is refused while the reason holds. A directory that cannot answer gives True, so that sessions
-        and running servers go on, and pre_spawn_start then refuses the spawn."""
+        and running servers go on, and pre_spawn_start then refuses the spawn. With admin_groups, an allowed
+        user's model with `admin` as the directory says now (JupyterHub grants or takes the admin role)."""
         try:
-            refusal = await self.why_no_longer_allowed(user.name)
+            refusal, standing = await self.recheck(user.name)
         except (StandingUnknown, LDAPException, OSError) as e:
             self._unconfirmed.add(user.name)
             self.log.error(
@@ -317,7 +349,13 @@ class JovialLDAPAuthenticator(LDAPAuthenticator):  # type: ignore[misc]  # ldapa
                 # JupyterHub's BaseHandler attribute, which tornado's RequestHandler (the type here) lacks.
                 handler._token_authenticated = False  # type: ignore[attr-defined]
             return False
-        return True
+        admin = self.admin_by_directory(user.name, standing)
+        if admin is None:
+            return True
+        if admin != user.admin:
+            self.log.info("%s %s admin: %s", user.name, "is now an" if admin else "is no longer an",
+                          "a member of admin_groups" if standing.admin else "a member of none of admin_groups")
+        return {"name": user.name, "admin": admin}
 
     def pre_spawn_start(self, user: "User", spawner: "Spawner") -> None:
         """Refuse the spawn (503) when the re-check made for it could not reach the directory.

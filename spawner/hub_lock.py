@@ -9,10 +9,14 @@ hub stops or crashes, its node dies: the server's TCP keepalives drop it within 
 - At start (the hub's configuration calls `HubLock.hold` before JupyterHub opens the database),
   the hub waits for the database, saying so every 30 s, then for the lock, naming the connection
   that holds it.
-- Then, every few seconds, it checks the lock's connection. When that connection is lost (the
-  database restarted, moved, or was out of reach), it reconnects and takes the lock again. If
-  another hub took it meanwhile, this hub exits at once, without a word to the database or the
-  swarm: the other one is the hub now, and Swarm restarts this one to wait its turn.
+- Then, every 5 s, it checks that the lock's connection answers (within 5 s). When it does not
+  (the database restarted, moved, froze or is out of reach), the hub takes the lock again on a new
+  connection, first ending its own old session if the server still has it. If another hub holds
+  the lock, this hub exits at once, without a word to the database or the swarm: the other one is
+  the hub now. If it cannot confirm the lock within 20 s of the last good check (its lease), it
+  exits too. The server lets a lost hub's session go only after about 25 s of silence (its TCP
+  keepalives), so a hub cut off from the database has stopped before another can take the lock.
+  Swarm restarts a hub that exited, and it waits for the database and the lock again.
 """
 
 import logging
@@ -33,9 +37,11 @@ CONNECTION_OPTIONS: dict[str, Any] = {
     "keepalives_idle": 10,
     "keepalives_interval": 5,
     "keepalives_count": 3,
+    "tcp_user_timeout": 25000,  # ms: also when a query was sent and is not acknowledged (a partition)
     "application_name": "jovial-hub-lock",
 }
 EXIT_STATUS_LOCK_TAKEN = 3  # the status this hub exits with when another hub took the lock
+EXIT_STATUS_LOCK_UNCONFIRMED = 4  # ... and when it could not confirm that it holds it, for `lease` seconds
 
 
 def libpq_url(sqlalchemy_url: str) -> str:
@@ -53,18 +59,23 @@ def where(sqlalchemy_url: str) -> str:
 class HubLock:
     """The hub lock of the database at `url` (a SQLAlchemy URL, password included)."""
 
-    def __init__(self, url: str, log: logging.Logger, check_every: float = 5.0, wait_note_every: float = 30.0) -> None:
+    def __init__(
+        self, url: str, log: logging.Logger, check_every: float = 5.0, check_timeout: float = 5.0, lease: float = 20.0,
+        wait_note_every: float = 30.0,
+    ) -> None:
         self.dsn = libpq_url(url)
         self.where = where(url)
         self.log = log
-        self.check_every = check_every
+        self.check_every = check_every  # seconds between checks that the lock's connection answers
+        self.check_timeout = check_timeout  # a check not answered in this long failed
+        self.lease = lease  # the hub stops when it could not confirm the lock for this long
         self.wait_note_every = wait_note_every
         self.connection: psycopg.Connection[Any] | None = None
 
     def hold(self) -> None:
         """Block until this process holds the lock, then keep checking it in a daemon thread."""
         self.connection = self._connect_when_up()
-        while self._take(self.connection, wait=True) is None:
+        while self._take(self.connection) is None:
             self.connection = self._connect_when_up()
         self.log.info("Jovial: this hub holds the hub lock of the database %s", self.where)
         threading.Thread(target=self._watch, name="jovial-hub-lock", daemon=True).start()
@@ -81,19 +92,16 @@ class HubLock:
                     noted = time.monotonic()
                 time.sleep(1)
 
-    def _take(self, connection: psycopg.Connection[Any], wait: bool) -> bool | None:
-        """Take the lock on `connection`: True once held; without `wait`, False when another
-        session holds it; None when the connection broke."""
+    def _take(self, connection: psycopg.Connection[Any]) -> bool | None:
+        """Take the lock on `connection`, waiting while another session holds it: True once held;
+        None when the connection broke."""
         try:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", (HUB_LOCK_KEY,))
-                if _first(cursor):
+                if _try_lock(cursor):
                     return True
-                if not wait:
-                    return False
                 self.log.warning(
                     "Jovial: another hub holds the hub lock of %s (%s): waiting until its connection is gone",
-                    self.where, self._holder(cursor),
+                    self.where, _holder(cursor),
                 )
                 cursor.execute("SELECT pg_advisory_lock(%s)", (HUB_LOCK_KEY,))
                 return True
@@ -101,39 +109,104 @@ class HubLock:
             self.log.warning("Jovial: the connection to %s broke while taking the hub lock: %s", self.where, _reason(error))
             return None
 
-    @staticmethod
-    def _holder(cursor: psycopg.Cursor[Any]) -> str:
-        """Who holds the lock: the holding connection's client address and since when."""
-        cursor.execute(
-            "SELECT host(a.client_addr), a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s",
-            (HUB_LOCK_KEY >> 32, HUB_LOCK_KEY & 0xFFFFFFFF),
-        )
-        row = cursor.fetchone()
-        return f"its connection from {row[0] or 'the local socket'}, since {row[1]:%Y-%m-%d %H:%M:%S %Z}" if row else "it is ending"
+    def _answers(self, connection: psycopg.Connection[Any]) -> bool:
+        """Whether `connection` answers a query within check_timeout. A server that is frozen or out
+        of reach may leave the query hanging for minutes: it is then abandoned to a daemon thread."""
+        answered = threading.Event()
+
+        def check() -> None:
+            try:
+                connection.execute("SELECT 1")
+                answered.set()
+            except psycopg.Error as error:
+                self.log.error("Jovial: the connection that holds the hub lock of %s broke: %s", self.where, _reason(error))
+
+        threading.Thread(target=check, name="jovial-hub-lock-check", daemon=True).start()
+        return answered.wait(self.check_timeout)
 
     def _watch(self) -> None:
+        confirmed = time.monotonic()
         while True:
             time.sleep(self.check_every)
             assert self.connection is not None
-            try:
-                with self.connection.cursor() as cursor:
-                    cursor.execute("SELECT 1")
+            if self._answers(self.connection):
+                confirmed = time.monotonic()
                 continue
-            except psycopg.Error as error:
-                self.log.error("Jovial: lost the connection that holds the hub lock of %s (%s): reconnecting",
-                               self.where, _reason(error))
-            self.connection = self._connect_when_up()
-            held = self._take(self.connection, wait=False)
-            if held is None:
-                continue  # broke again: the next check reconnects
-            if held:
+            self.log.error("Jovial: the hub lock of %s is not confirmed: taking it again on a new connection", self.where)
+            outcome = self._take_again(until=confirmed + self.lease)
+            if outcome == "held":
                 self.log.warning("Jovial: this hub holds the hub lock of %s again", self.where)
+                confirmed = time.monotonic()
                 continue
-            self.log.critical("Jovial: another hub took the hub lock of %s while this one was cut off from it: "
-                              "this hub stops now, so that only one hub drives the swarm", self.where)
+            if outcome == "taken":
+                self.log.critical("Jovial: another hub took the hub lock of %s while this one was cut off from it: "
+                                  "this hub stops now, so that only one hub drives the swarm", self.where)
+                status = EXIT_STATUS_LOCK_TAKEN
+            else:
+                self.log.critical("Jovial: could not confirm for %.0f s that this hub still holds the hub lock of %s (the "
+                                  "database is out of reach): this hub stops now, so that no other hub can find it still "
+                                  "at work; Swarm starts it again, and it waits for the database", self.lease, self.where)
+                status = EXIT_STATUS_LOCK_UNCONFIRMED
             logging.shutdown()
-            os._exit(EXIT_STATUS_LOCK_TAKEN)
+            os._exit(status)
+
+    def _take_again(self, until: float) -> str:
+        """"held", "taken" (another session holds the lock) or "unconfirmed" (no answer before `until`).
+        The old connection's own session, if the server still has it, is ended first: it is ours."""
+        assert self.connection is not None
+        try:
+            old_session = self.connection.info.backend_pid
+        except psycopg.Error:
+            old_session = 0  # no such server process: nothing to end
+        while time.monotonic() < until:
+            try:
+                connection = psycopg.connect(self.dsn, autocommit=True, **CONNECTION_OPTIONS)
+            except psycopg.OperationalError:
+                time.sleep(1)
+                continue
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_terminate_backend(%s) WHERE %s <> pg_backend_pid()", (old_session, old_session))
+                    while not _try_lock(cursor):
+                        if _holder_session(cursor) not in (old_session, None):
+                            connection.close()
+                            return "taken"
+                        if time.monotonic() >= until:
+                            connection.close()
+                            return "unconfirmed"
+                        time.sleep(0.2)  # our old session is ending
+                self.connection = connection
+                return "held"
+            except psycopg.Error:
+                connection.close()
+                time.sleep(1)
+        return "unconfirmed"
+
+
+def _try_lock(cursor: psycopg.Cursor[Any]) -> bool:
+    cursor.execute("SELECT pg_try_advisory_lock(%s)", (HUB_LOCK_KEY,))
+    return bool(_first(cursor))
+
+
+_HOLDER = (
+    "SELECT a.pid, host(a.client_addr), a.backend_start FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+    "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+def _holder_session(cursor: psycopg.Cursor[Any]) -> int | None:
+    """The server process id of the session that holds the lock; None: nobody (any more)."""
+    cursor.execute(_HOLDER, (HUB_LOCK_KEY >> 32, HUB_LOCK_KEY & 0xFFFFFFFF))
+    row = cursor.fetchone()
+    return int(row[0]) if row else None
+
+
+def _holder(cursor: psycopg.Cursor[Any]) -> str:
+    """Who holds the lock, for a log line: the holding connection's client address and since when."""
+    cursor.execute(_HOLDER, (HUB_LOCK_KEY >> 32, HUB_LOCK_KEY & 0xFFFFFFFF))
+    row = cursor.fetchone()
+    return f"its connection from {row[1] or 'the local socket'}, since {row[2]:%Y-%m-%d %H:%M:%S %Z}" if row else "it is ending"
 
 
 def _first(cursor: psycopg.Cursor[Any]) -> Any:

@@ -15,6 +15,7 @@ import sys
 from jupyterhub import orm
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 
 class MigrationRefused(Exception):
@@ -43,8 +44,11 @@ def migrate(source_url: str, target_url: str) -> dict[str, int]:
             writing.execute(table.delete())
         for table in tables:
             rows = [dict(row) for row in reading.execute(select(table)).mappings()]
-            if rows:
-                writing.execute(table.insert(), rows)
+            try:
+                if rows:
+                    writing.execute(table.insert(), rows)
+            except SQLAlchemyError as error:  # e.g. a value longer than PostgreSQL's column allows (SQLite never checks)
+                raise MigrationRefused(f"the rows of the table {table.name} do not fit the new database: {_first_line(error)}") from error
             counts[table.name] = len(rows)
         _move_sequences_past_copied_ids(writing)
     source.dispose()
@@ -65,6 +69,10 @@ def _move_sequences_past_copied_ids(connection: Connection) -> None:
             )
 
 
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m jovial.migrate_db", description=__doc__.splitlines()[0])
     parser.add_argument("source", help="the old database's SQLAlchemy URL, e.g. sqlite:////old/jupyterhub.sqlite")
@@ -81,6 +89,8 @@ def main() -> None:
         counts = migrate(args.source, target)
     except MigrationRefused as error:
         sys.exit(f"migrate_db: refused: {error}; nothing was written")
+    except SQLAlchemyError as error:
+        sys.exit(f"migrate_db: failed: {_first_line(error)}; nothing was written")
     print("migrate_db: copied " + ", ".join(f"{n} {table}" for table, n in counts.items() if n), flush=True)
 
 

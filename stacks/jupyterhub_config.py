@@ -39,7 +39,8 @@ db_url = make_url(setting("JOVIAL_DB_URL"))
 if db_url.get_backend_name() != "postgresql":
     raise SystemExit(f"Jovial hub: JOVIAL_DB_URL must be a PostgreSQL URL (postgresql://user@host:port/database), "
                      f"not {db_url.render_as_string()!r}: the hub may run on any manager, so its database is not a file.")
-c.JupyterHub.db_url = db_url.set(password=secret("db_password")).render_as_string(hide_password=False)
+# psycopg (version 3), named: the hub image's driver, whatever SQLAlchemy's default for postgresql:// is.
+c.JupyterHub.db_url = db_url.set(drivername="postgresql+psycopg", password=secret("db_password")).render_as_string(hide_password=False)
 HubLock(c.JupyterHub.db_url, logging.getLogger("JupyterHub")).hold()
 c.JupyterHub.cookie_secret_file = "/run/secrets/cookie_secret"
 c.JupyterHub.cleanup_servers = False  # user servers outlive hub restarts and are found again
@@ -88,6 +89,9 @@ allow_all = setting("JOVIAL_ALLOW_ALL_USERS", "false").strip().lower()
 if allow_all not in ("true", "false"):
     raise SystemExit(f"Jovial hub: JOVIAL_ALLOW_ALL_USERS must be true or false, not {allow_all!r}.")
 c.LDAPAuthenticator.allowed_groups = allowed_groups
+# Admins: members of these groups (DNs separated by ";", listed as for allowed groups), read with the
+# hub's account at each login and re-check; empty: nobody is made an admin by the directory.
+c.JovialLDAPAuthenticator.admin_groups = [dn.strip() for dn in setting("JOVIAL_LDAP_ADMIN_GROUPS", "").split(";") if dn.strip()]
 c.Authenticator.allow_all = allow_all == "true"
 if not allowed_groups and allow_all != "true":
     logging.getLogger("JupyterHub").warning(

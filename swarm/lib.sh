@@ -173,6 +173,8 @@ deploy_stack() {
     (cd "$JOVIAL_REPO" && docker stack deploy --resolve-image never "${files[@]}" "$stack" >/dev/null) \
         || die "docker stack deploy of $stack failed"
     for svc in $(docker stack services --format '{{.Name}}' "$stack"); do
+        # A service deployed stopped (the hub while its database moves) has nothing to roll out.
+        [ "$(docker service inspect -f '{{with .Spec.Mode.Replicated}}{{.Replicas}}{{end}}' "$svc")" = 0 ] && continue
         wait_for_rollout "$svc"
     done
 }

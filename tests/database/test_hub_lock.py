@@ -1,7 +1,8 @@
 """Only one hub at a time (spawner/hub_lock.py), with real processes against a real PostgreSQL:
 a second hub waits for the first one's connection to end, a hub waits for a database that does not
-answer and says so, a hub that merely lost its connection takes the lock again, and a hub that
-finds the lock taken by another when it comes back stops at once."""
+answer and says so, a hub that merely lost its connection takes the lock again, a hub that finds
+the lock taken by another when it comes back stops at once, and a hub that cannot confirm its lock
+within its lease (the database frozen) stops too."""
 
 import signal
 import subprocess
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from jovial.hub_lock import EXIT_STATUS_LOCK_TAKEN, HUB_LOCK_KEY
+from jovial.hub_lock import EXIT_STATUS_LOCK_TAKEN, EXIT_STATUS_LOCK_UNCONFIRMED, HUB_LOCK_KEY
 from tests.database.conftest import Postgres
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ def test_a_hub_that_lost_its_connection_takes_the_lock_again(postgres: Postgres,
         hub.wait_to_say("HELD")
         postgres.superuser("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'jovial-hub-lock'")
         hub.wait_to_say("this hub holds the hub lock of 127.0.0.1")
-        assert "lost the connection that holds the hub lock" in hub.said()
+        assert "the connection that holds the hub lock of 127.0.0.1" in hub.said() and "broke" in hub.said()
         assert hub.process.poll() is None and holders(postgres) == 1
 
 
@@ -114,3 +115,14 @@ def test_a_hub_that_finds_its_lock_taken_when_it_comes_back_stops(postgres: Post
             other.wait()
             postgres.superuser("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'psql' "
                                "AND pid <> pg_backend_pid()")
+
+
+def test_a_hub_that_cannot_confirm_its_lock_within_its_lease_stops(postgres: Postgres, tmp_path: Path) -> None:
+    with hubs(tmp_path, postgres.url(), 1) as (hub,):
+        hub.wait_to_say("HELD")
+        postgres.container.pause()  # a frozen database: queries hang, nothing answers, nothing errs
+        try:
+            assert hub.process.wait(timeout=PATIENCE) == EXIT_STATUS_LOCK_UNCONFIRMED, hub.said()
+            assert "could not confirm for 6 s that this hub still holds the hub lock of 127.0.0.1" in hub.said()
+        finally:
+            postgres.container.unpause()

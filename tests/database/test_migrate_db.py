@@ -134,3 +134,16 @@ def test_the_command_reads_the_password_from_a_file_and_reports_what_it_copied(
                          cwd=REPO, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("migrate_db: copied ") and ", 3 users," in run.stdout and "4 api_tokens" in run.stdout
+
+
+def test_rows_that_do_not_fit_postgresql_are_refused_naming_the_table_and_nothing_is_written(
+    old_hub: tuple[str, dict[str, str]], fresh_database: str
+) -> None:
+    source, _ = old_hub
+    db = session(source)
+    db.execute(text("UPDATE api_tokens SET note = :note"), {"note": "n" * 2000})  # SQLite keeps it; VARCHAR(1023) will not
+    db.commit()
+    db.close()
+    with pytest.raises(MigrationRefused, match="the rows of the table api_tokens do not fit the new database: "):
+        migrate(source, fresh_database)
+    assert row_counts(fresh_database)["users"] == 0

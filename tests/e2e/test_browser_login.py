@@ -3,23 +3,18 @@ form, watch the spawn, land in JupyterLab, and run `id` in a JupyterLab terminal
 is refused on the login page.
 """
 
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.hub import HUB_URL, HubUser, demo_password, remove_servers_of
+from tests.e2e.pages import SCREENSHOTS, log_in
+from tests.hub import HubUser, demo_password, remove_servers_of
 
 pytestmark = pytest.mark.browser
-SCREENSHOTS = Path(__file__).resolve().parents[2] / ".build" / "screenshots"
 
 # Runs in the page: open a terminal through the user's server API and return what `id` prints.
 RUN_IN_TERMINAL = """
@@ -44,38 +39,6 @@ fetch(base + '/api/terminals', {method: 'POST', headers: {'X-XSRFToken': xsrf}})
   })
   .catch(err => done('ERROR: ' + err));
 """
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    profile = tempfile.mkdtemp(prefix="jovial-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,900",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_script_timeout(30)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def log_in(driver: webdriver.Chrome, username: str, password: str) -> None:
-    driver.get(f"{HUB_URL}/hub/login")
-    driver.find_element(By.ID, "username_input").send_keys(username)
-    driver.find_element(By.ID, "password_input").send_keys(password)
-    driver.find_element(By.ID, "login_submit").click()
 
 
 def test_wrong_password_is_refused_on_the_login_page(browser: webdriver.Chrome) -> None:
