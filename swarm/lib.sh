@@ -163,7 +163,7 @@ deploy_stack() {
     # The dev overlay's PostgreSQL keeps its data here, on the shared filesystem (a stack of its own
     # needs a directory of its own: two servers on one data directory would destroy it).
     JOVIAL_DB_DATA=${JOVIAL_DB_DATA:-$JOVIAL_FS_ROOT/.jovial/postgres}
-    JOVIAL_DB_PLACEMENT=${JOVIAL_DB_PLACEMENT:-node.labels.$JOVIAL_FS_LABEL == $JOVIAL_FS_LABEL_VALUE}
+    JOVIAL_DB_PLACEMENT=${JOVIAL_DB_PLACEMENT:-node.role == manager}
     install -d -m 0700 "$JOVIAL_DB_DATA"
     JOVIAL_HUB_CONFIG_HASH=$(sha256sum "$JOVIAL_REPO/stacks/jupyterhub_config.py" | cut -c1-16)
     export JOVIAL_HUB_IMAGE JOVIAL_PROXY_IMAGE JOVIAL_DOCKER_PROXY_IMAGE JOVIAL_LDAP_IMAGE JOVIAL_SINGLEUSER_IMAGE JOVIAL_ASTRO_IMAGE

@@ -65,7 +65,8 @@ class HubUser:
             _found_options[(hub_url, name)] = self.stored_options()
 
     def model(self) -> dict:
-        reply = self.api.get(f"{self.hub_url}/hub/api/users/{self.name}", timeout=10)
+        # 30 s: under 50 stops at once on 2 cores the hub took more than 10 s to answer (measured).
+        reply = self.api.get(f"{self.hub_url}/hub/api/users/{self.name}", timeout=30)
         reply.raise_for_status()
         return reply.json()
 
